@@ -1,0 +1,195 @@
+"""Use cases on articles: import (idempotent upsert), publish, unpublish, delete, list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from newsletter import storage
+from newsletter.errors import NotFoundError, RecordError
+from newsletter.importer import ArticleInput, Parsed, stable_guid
+from newsletter.models import Article, ArticleStatus, ArticleView
+from newsletter.text import derive_summary
+
+BATCH = 500  # records per transaction: bounded memory and lock time on big imports
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    def summary(self) -> str:
+        return (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.failed} failed"
+        )
+
+
+def import_articles(
+    engine: sa.Engine,
+    records: Iterable[Parsed],
+    *,
+    base_url: str,
+    now: datetime,
+    create_only: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Store every valid record; collect the errors of the others.
+
+    Upsert by guid, else by slug: an unchanged record writes nothing, an edited one updates
+    the article and its updated_at. With `create_only`, existing articles are left as they
+    are (the demo loader). Good records are stored even when others in the same file fail.
+    """
+    report = ImportReport()
+    pending = 0
+    session = Session(engine)
+    try:
+        for record in records:
+            if isinstance(record, RecordError):
+                report.errors.append(record)
+            else:
+                outcome = _upsert(session, record, base_url, now, create_only)
+                if isinstance(outcome, RecordError):
+                    report.errors.append(outcome)
+                else:
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+                    pending += 1
+            if progress:
+                progress(1)
+            if pending >= BATCH:
+                session.commit()
+                pending = 0
+        session.commit()
+    finally:
+        session.close()
+    return report
+
+
+def _upsert(
+    session: Session, record: ArticleInput, base_url: str, now: datetime, create_only: bool
+) -> str | RecordError:
+    """Returns "created", "updated" or "unchanged", or the error that refused the record."""
+    where = record.where
+    article = storage.article_by_guid(session, record.guid) if record.guid else None
+    if article is None and not record.guid:
+        article = storage.article_by_slug(session, record.slug)
+    if article is not None and (create_only or article.fingerprint == record.fingerprint):
+        return "unchanged"
+
+    slug = record.slug
+    if storage.slug_taken(session, slug, article.id if article else None):
+        if record.slug_given:
+            return RecordError(where, "slug", f"{slug!r} already belongs to another article")
+        free = _free_slug(session, slug, article.id if article else None)
+        if free is None:
+            return RecordError(where, "slug", f"no free variant of {record.slug!r}")
+        slug = free
+
+    created = article is None
+    if article is None:
+        article = Article(
+            guid=record.guid or stable_guid(base_url, slug),
+            slug=slug,
+            title=record.title,
+            created_at=now,
+        )
+        session.add(article)
+    article.slug = slug
+    article.title = record.title
+    article.summary = record.summary or ""
+    article.body_html = record.body_html
+    article.url = record.url
+    article.image = record.image
+    article.status = record.status
+    if record.published_at is not None:
+        article.published_at = record.published_at
+    elif record.status == ArticleStatus.published and article.published_at is None:
+        article.published_at = now
+    article.updated_at = record.updated_at or (article.published_at if created else None) or now
+    article.fingerprint = record.fingerprint
+    if record.author is not None:
+        a = record.author
+        article.author_id = storage.upsert_author(session, a.slug, a.name, a.bio, a.url).id
+    else:
+        article.author_id = None
+    if not article.summary:
+        article.summary = derive_summary(record.body_html)
+    session.flush()
+    storage.set_article_tags(session, article, storage.tags_for_names(session, record.tags))
+    return "created" if created else "updated"
+
+
+def _free_slug(session: Session, slug: str, except_id: int | None) -> str | None:
+    for n in range(2, 1000):
+        candidate = f"{slug}-{n}"
+        if not storage.slug_taken(session, candidate, except_id):
+            return candidate
+    return None
+
+
+def _set_status(engine: sa.Engine, slug: str, status: ArticleStatus, now: datetime) -> ArticleView:
+    with Session(engine) as session:
+        article = storage.article_by_slug(session, slug)
+        if article is None:
+            raise NotFoundError("article", slug)
+        if article.status != status:
+            article.status = status
+            if status == ArticleStatus.published and article.published_at is None:
+                article.published_at = now
+            article.updated_at = now
+            session.flush()
+            storage.sync_listing(session, article)
+            session.commit()
+        view = storage.article_view(session, slug)
+        assert view is not None
+        return view
+
+
+def publish(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """Make the article public (keeping its publication date if it had one)."""
+    return _set_status(engine, slug, ArticleStatus.published, now)
+
+
+def unpublish(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """Turn the article back into a draft: it leaves pages and feeds, stays stored."""
+    return _set_status(engine, slug, ArticleStatus.draft, now)
+
+
+def delete(engine: sa.Engine, slug: str) -> None:
+    with Session(engine) as session:
+        article = storage.article_by_slug(session, slug)
+        if article is None:
+            raise NotFoundError("article", slug)
+        storage.delete_article(session, article)
+        session.commit()
+
+
+def list_articles(
+    engine: sa.Engine, status: ArticleStatus | None = None, limit: int = 50
+) -> list[ArticleView]:
+    with Session(engine) as session:
+        return storage.list_articles(session, status=status, limit=limit)
+
+
+def get_article(engine: sa.Engine, slug: str) -> ArticleView:
+    with Session(engine) as session:
+        view = storage.article_view(session, slug)
+    if view is None or view.status != ArticleStatus.published:
+        raise NotFoundError("article", slug)
+    return view
+
+
+def recent(engine: sa.Engine, limit: int) -> list[ArticleView]:
+    with Session(engine) as session:
+        return storage.recent_published(session, limit)

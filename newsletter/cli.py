@@ -1,0 +1,250 @@
+"""The `newsletter` command. Each command parses its input, calls one service function and
+prints the result; NewsletterError becomes a message on stderr and a non-zero exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy as sa
+
+from newsletter import articles, config, database, demo, importer
+from newsletter.errors import ConfigError, NewsletterError, SourceError
+from newsletter.models import ArticleStatus
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED = 1  # the command ran but some of its work failed (bad records)
+EXIT_CONFIG = 2  # wrong configuration or usage: nothing was done
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["config"] = value
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_remember_config,
+    is_eager=True,
+    help="Configuration file (default ./config.toml).",
+)
+
+
+def command(group: click.Group, name: str | None = None) -> Callable[[F], F]:
+    """A subcommand that accepts --config and reports NewsletterError cleanly."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except ConfigError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(EXIT_CONFIG)
+            except NewsletterError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(EXIT_FAILED)
+
+        return group.command(name)(config_option(run))  # type: ignore[return-value]
+
+    return wrap
+
+
+def settings() -> config.Settings:
+    ctx = click.get_current_context()
+    path = (ctx.find_root().obj or {}).get("config")
+    return config.load(path)
+
+
+def engine() -> sa.Engine:
+    return database.open_database(settings().database_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Feeds and email digests for a news publication."""
+    ctx.ensure_object(dict)
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+@command(main)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+def init(directory: Path) -> None:
+    """Write a fresh config.toml (with a random secret) into DIRECTORY and create the database."""
+    path = config.write_fresh_config(directory)
+    cfg = config.load(path)
+    database.open_database(cfg.database_url)
+    click.echo(f"wrote {path}; database ready at {cfg.database_url}")
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+main.add_command(db)
+
+
+@command(db, "upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the schema up to REVISION (default: the newest)."""
+    eng = database.create_engine(settings().database_url)
+    database.upgrade(eng, revision)
+    click.echo(f"database at revision {database.current_revision(eng)}")
+
+
+@command(db, "downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the schema down to REVISION ('base' removes every table)."""
+    eng = database.create_engine(settings().database_url)
+    database.downgrade(eng, revision)
+    click.echo(f"database at revision {database.current_revision(eng)}")
+
+
+@command(db, "current")
+def db_current() -> None:
+    """Print the schema revision of the database and the newest one known."""
+    eng = database.create_engine(settings().database_url)
+    click.echo(f"current: {database.current_revision(eng)}  head: {database.head_revision()}")
+
+
+# ----------------------------------------------------------------------------- articles
+
+
+@click.group(name="articles")
+def articles_group() -> None:
+    """Import and manage articles."""
+
+
+main.add_command(articles_group)
+
+
+@command(articles_group, "import")
+@click.argument("locations", nargs=-1, required=True)
+def articles_import(locations: tuple[str, ...]) -> None:
+    """Import articles from JSON, JSON Lines, Markdown files or folders, or RSS/Atom feeds
+    (files or http URLs). Re-importing is safe: unchanged records change nothing."""
+    cfg = settings()
+    eng = database.open_database(cfg.database_url)
+    ctx = importer.ImportContext(
+        base_url=cfg.base_url, timezone=cfg.site.tz, max_body_bytes=cfg.articles.max_body_bytes
+    )
+    total = articles.ImportReport()
+    unreadable = 0
+    for location in locations:
+        try:
+            sources = importer.open_source(location)
+        except SourceError as exc:
+            click.echo(f"error: {exc}", err=True)
+            unreadable += 1
+            continue
+        for source in sources:
+            try:
+                report = _import_source(eng, source, ctx, cfg.base_url)
+            except SourceError as exc:
+                click.echo(f"error: {exc}", err=True)
+                unreadable += 1
+                continue
+            for error in report.errors:
+                click.echo(f"error: {error}", err=True)
+            click.echo(f"{source.name}: {report.summary()}")
+            for name in ("created", "updated", "unchanged"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            total.errors += report.errors
+    if len(locations) > 1 or unreadable:
+        click.echo(f"total: {total.summary()}, {unreadable} unreadable sources")
+    if total.failed or unreadable:
+        sys.exit(EXIT_FAILED)
+
+
+def _import_source(
+    eng: sa.Engine, source: importer.Source, ctx: importer.ImportContext, base_url: str
+) -> articles.ImportReport:
+    now = datetime.now(UTC)
+    records = importer.read(source, ctx)
+    count = source.count()
+    if not sys.stdout.isatty() or (count is not None and count < 200):
+        return articles.import_articles(eng, records, base_url=base_url, now=now)
+    with click.progressbar(length=count or 0, label=source.name, show_pos=True) as bar:
+        return articles.import_articles(
+            eng, records, base_url=base_url, now=now, progress=bar.update
+        )
+
+
+@command(articles_group, "list")
+@click.option("--status", type=click.Choice([s.value for s in ArticleStatus]), default=None)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def articles_list(status: str | None, limit: int) -> None:
+    """List articles, newest first."""
+    rows = articles.list_articles(engine(), ArticleStatus(status) if status else None, limit)
+    for a in rows:
+        when = a.published_at.strftime("%Y-%m-%d %H:%M") if a.published_at else "-"
+        author = a.author.name if a.author else "-"
+        click.echo(f"{a.status:<9} {when:<16}  {a.slug}  {a.title}  ({author})")
+    if not rows:
+        click.echo("no articles")
+
+
+@command(articles_group, "publish")
+@click.argument("slug")
+def articles_publish(slug: str) -> None:
+    """Publish the article SLUG."""
+    view = articles.publish(engine(), slug, datetime.now(UTC))
+    click.echo(f"published {view.slug}")
+
+
+@command(articles_group, "unpublish")
+@click.argument("slug")
+def articles_unpublish(slug: str) -> None:
+    """Make the article SLUG a draft again (it leaves the site and the feeds)."""
+    view = articles.unpublish(engine(), slug, datetime.now(UTC))
+    click.echo(f"unpublished {view.slug}")
+
+
+@command(articles_group, "delete")
+@click.argument("slug")
+def articles_delete(slug: str) -> None:
+    """Delete the article SLUG for good."""
+    articles.delete(engine(), slug)
+    click.echo(f"deleted {slug}")
+
+
+# ----------------------------------------------------------------------------- demo, serve
+
+
+@command(main, "demo")
+def demo_command() -> None:
+    """Load the demo publication (idempotent: articles already there are left alone)."""
+    cfg = settings()
+    report = demo.load(database.open_database(cfg.database_url), cfg, datetime.now(UTC))
+    click.echo(f"demo publication: {report.summary()}")
+
+
+@command(main)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP service (migrates the database first)."""
+    import uvicorn
+
+    from newsletter.web import create_app
+
+    app = create_app(settings())
+    click.echo(f"serving on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

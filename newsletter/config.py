@@ -1,0 +1,307 @@
+"""config.toml -> frozen, typed settings.
+
+Settings are loaded once at start (`load`). Every key may be overridden by an environment
+variable ``NEWSLETTER_<SECTION>__<KEY>``. A wrong key or value raises `ConfigError` naming the
+key, the value and what is allowed, so the service refuses to start rather than misbehave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.errors import ConfigError
+from newsletter.resources import sample_config_path
+
+ENV_PREFIX = "NEWSLETTER_"
+SECRET_FILE = ".secret_key"
+
+Check = Callable[[Any], str | None]  # returns a description of what is allowed, or None if ok
+
+
+def _choice(*allowed: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else "one of " + ", ".join(repr(a) for a in allowed)
+
+    return check
+
+
+def _http_url(value: Any) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and not parts.query:
+        return None
+    return "an absolute http:// or https:// URL"
+
+
+def _optional_http_url(value: Any) -> str | None:
+    return None if value == "" else _http_url(value)
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "an IANA time zone name such as 'UTC' or 'Asia/Jakarta'"
+    return None
+
+
+def _language(value: Any) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", value)
+    return None if ok else "a BCP 47 language tag such as 'en' or 'id-ID'"
+
+
+def _db_url(value: Any) -> str | None:
+    if re.match(r"(sqlite|postgresql)(\+\w+)?://", value):
+        return None
+    return "a URL starting with sqlite:/// or postgresql+psycopg://"
+
+
+def _between(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"an integer from {low} to {high}"
+
+    return check
+
+
+def _email(value: Any) -> str | None:
+    return None if re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value) else "an email address"
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    title: str = "The Asia Ledger"
+    description: str = "News and analysis on Asian affairs"
+    base_url: str = field(default="http://127.0.0.1:8000", metadata={"check": _http_url})
+    language: str = field(default="en", metadata={"check": _language})
+    timezone: str = field(default="Asia/Jakarta", metadata={"check": _timezone})
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = field(default="sqlite:///newsletter.db", metadata={"check": _db_url})
+
+
+@dataclass(frozen=True)
+class ArticlesSettings:
+    max_body_bytes: int = field(default=2 * 1024 * 1024, metadata={"check": _between(1, 1 << 30)})
+
+
+@dataclass(frozen=True)
+class FeedsSettings:
+    items: int = field(default=20, metadata={"check": _between(1, 1000)})
+    websub_hub: str = field(default="", metadata={"check": _optional_http_url})
+    max_age: int = field(default=300, metadata={"check": _between(0, 86400 * 7)})
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    transport: str = field(
+        default="outbox", metadata={"check": _choice("outbox", "smtp", "memory")}
+    )
+    outbox_dir: str = "outbox"
+    from_address: str = field(default="newsletter@localhost", metadata={"check": _email})
+    from_name: str = ""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "localhost"
+    port: int = field(default=587, metadata={"check": _between(1, 65535)})
+    security: str = field(
+        default="starttls", metadata={"check": _choice("starttls", "tls", "none")}
+    )
+    username: str = ""
+    password: str = ""
+    pool_size: int = field(default=4, metadata={"check": _between(1, 100)})
+    timeout: int = field(default=30, metadata={"check": _between(1, 3600)})
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret_key: str = ""
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    username: str = "admin"
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything config.toml says, with paths resolved against `root` (the config's folder)."""
+
+    root: Path
+    site: SiteSettings = SiteSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    articles: ArticlesSettings = ArticlesSettings()
+    feeds: FeedsSettings = FeedsSettings()
+    mail: MailSettings = MailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    security: SecuritySettings = SecuritySettings()
+    admin: AdminSettings = AdminSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute against `root`."""
+        url = self.database.url
+        prefix = re.match(r"sqlite(\+\w+)?:///", url)
+        if prefix and not url.endswith(":memory:"):
+            path = url[prefix.end() :]
+            if path and not Path(path).is_absolute():
+                return prefix.group(0) + str(self.root / path)
+        return url
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.root / self.mail.outbox_dir
+
+    @property
+    def base_url(self) -> str:
+        return self.site.base_url.rstrip("/")
+
+    @property
+    def secret(self) -> bytes:
+        """The signing secret; an empty setting reads (or creates) root/.secret_key."""
+        if self.security.secret_key:
+            return self.security.secret_key.encode()
+        path = self.root / SECRET_FILE
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
+    for f in dataclasses.fields(Settings)
+    if f.name != "root"
+}
+
+
+def _coerce(section: str, key: str, raw: Any, target: type, from_env: bool) -> Any:
+    where = (
+        f"environment variable {ENV_PREFIX}{section.upper()}__{key.upper()}"
+        if from_env
+        else (f"[{section}] {key}")
+    )
+    if target is int:
+        if from_env and isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+            return int(raw)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        raise ConfigError(f"{where} = {raw!r} is not allowed: expected an integer")
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_env and str(raw).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where} = {raw!r} is not allowed: expected true or false")
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where} = {raw!r} is not allowed: expected a string")
+    return raw
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, Any], env_keys: set[str]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key [{name}] {key}; allowed keys in [{name}]: " + ", ".join(fields)
+            )
+        f = fields[key]
+        target = (
+            f.type
+            if isinstance(f.type, type)
+            else {"int": int, "str": str, "bool": bool}[str(f.type)]
+        )
+        value = _coerce(name, key, raw, target, key in env_keys)
+        check: Check | None = f.metadata.get("check")
+        allowed = check(value) if check else None
+        if allowed:
+            raise ConfigError(f"[{name}] {key} = {value!r} is not allowed: expected {allowed}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `path` (default ./config.toml) and the environment.
+
+    A missing default file means built-in defaults; a missing explicit file is an error.
+    Raises ConfigError for unreadable TOML, unknown sections or keys and invalid values.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    cfg_path = Path(path) if path is not None else Path("config.toml")
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{cfg_path}: cannot read: {exc.strerror}") from None
+    elif explicit:
+        raise ConfigError(
+            f"{cfg_path}: no such configuration file (create one with newsletter init)"
+        )
+
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown section [{name}]; allowed: " + ", ".join(_SECTIONS))
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table of keys, not {values!r}")
+
+    env_keys: dict[str, set[str]] = {name: set() for name in _SECTIONS}
+    merged: dict[str, dict[str, Any]] = {name: dict(data.get(name, {})) for name in _SECTIONS}
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX) :]:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"environment variable {var} names unknown section [{section}]; allowed: "
+                + ", ".join(_SECTIONS)
+            )
+        merged[section][key] = value
+        env_keys[section].add(key)
+
+    sections = {
+        name: _build_section(name, cls, merged[name], env_keys[name])
+        for name, cls in _SECTIONS.items()
+    }
+    return Settings(root=cfg_path.resolve().parent, **sections)
+
+
+def write_fresh_config(directory: Path) -> Path:
+    """Write a commented config.toml with a random secret into `directory`.
+
+    Raises ConfigError if one is already there, so nobody's secret is overwritten.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "config.toml"
+    if target.exists():
+        raise ConfigError(f"{target} already exists; not overwriting it")
+    text = sample_config_path().read_text(encoding="utf-8")
+    text, count = re.subn(
+        r'^secret_key = ""$', f'secret_key = "{secrets.token_urlsafe(32)}"', text, flags=re.M
+    )
+    if count != 1:
+        raise ConfigError("the sample config has no empty secret_key line to fill in")
+    target.write_text(text, encoding="utf-8")
+    target.chmod(0o600)
+    return target

@@ -1,0 +1,143 @@
+"""Pure text helpers: HTML sanitising, XML-safe text, summaries, slugs. No I/O."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+# XML 1.0 forbids C0 controls other than tab, LF and CR, the surrogates and U+FFFE/U+FFFF.
+# C1 controls (U+0080-U+009F) are allowed but are always mojibake in an article, and feed
+# validators flag them, so they go too.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
+_SAFE_SCHEMES = {"http", "https", "mailto", "tel"}
+_WHITESPACE = re.compile(r"\s+")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot carry."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def has_forbidden_chars(text: str) -> bool:
+    return _XML_FORBIDDEN.search(text) is not None
+
+
+def sanitize_html(fragment: str, base_url: str | None) -> str:
+    """Safe, well-formed HTML: scripts, styles, event handlers and non-web URL schemes removed,
+    unclosed tags closed, relative URLs made absolute against `base_url`.
+    """
+
+    def resolve(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in _URL_ATTRIBUTES:
+            return value
+        value = value.strip()
+        if base_url:
+            value = urljoin(base_url, value)
+        scheme = urlsplit(value).scheme.lower()
+        if scheme and scheme not in _SAFE_SCHEMES:
+            return None
+        return value
+
+    cleaned: str = nh3.clean(
+        xml_safe(fragment),
+        attribute_filter=resolve,
+        url_schemes=_SAFE_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )
+    return cleaned
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCKS = frozenset(
+        [
+            "p",
+            "div",
+            "br",
+            "li",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "blockquote",
+            "pre",
+            "tr",
+            "figure",
+            "figcaption",
+            "section",
+        ]
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(fragment: str) -> str:
+    """Readable plain text of an HTML fragment: tags dropped, entities decoded, one space
+    between words and blank lines only between blocks."""
+    parser = _TextExtractor()
+    parser.feed(fragment)
+    parser.close()
+    raw = "".join(parser.parts).replace("\xa0", " ")
+    lines = (_WHITESPACE.sub(" ", line).strip() for line in raw.split("\n"))
+    return xml_safe("\n".join(line for line in lines if line))
+
+
+def plain_text(value: str) -> str:
+    """A one-line plain-text version of what may be HTML (titles, names, summaries)."""
+    if "<" in value or "&" in value:
+        value = html_to_text(value) if "<" in value else html.unescape(value)
+    return _WHITESPACE.sub(" ", xml_safe(value).replace("\xa0", " ")).strip()
+
+
+def derive_summary(body_html: str, limit: int = 280) -> str:
+    """The opening of the body as plain text, cut at a word boundary near `limit` chars."""
+    text = _WHITESPACE.sub(" ", html_to_text(body_html)).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _fold(char: str) -> str:
+    """Latin letters lose their accents (é -> e); other scripts are kept as they are."""
+    base = unicodedata.normalize("NFKD", char)[0]
+    return base if base.isascii() else char
+
+
+def slugify(value: str) -> str:
+    """A URL slug: lowercase, accents folded for Latin letters, letters of other scripts
+    kept, everything else collapsed to single hyphens. May be '' for punctuation-only input."""
+    text = unicodedata.normalize("NFKC", plain_text(value)).lower()
+    folded = "".join(_fold(c) for c in text)
+    words = re.findall(r"[^\W_]+", folded)
+    return "-".join(words)[:200].strip("-")
