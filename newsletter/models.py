@@ -62,9 +62,9 @@ class Tag(SQLModel, table=True):
 class Article(SQLModel, table=True):
     __table_args__ = (
         # newest N published of the site: one range scan of this index
-        sa.Index("ix_article_status_published", "status", "published_at"),
+        sa.Index("ix_article_status_published", "status", "published_at", "id"),
         # newest N published of an author
-        sa.Index("ix_article_author_status_published", "author_id", "status", "published_at"),
+        sa.Index("ix_article_author_status_published", "author_id", "status", "published_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -91,11 +91,11 @@ class Article(SQLModel, table=True):
 
 class ArticleTag(SQLModel, table=True):
     """An article's tag. `listed_at` copies the article's published_at while it is published
-    (NULL otherwise) so "newest N published of tag T" is one range scan of (tag_id, listed_at).
+    (NULL otherwise) so "newest N published of tag T" is one range scan of (tag_id, listed_at, article_id).
     """
 
     __tablename__ = "article_tag"
-    __table_args__ = (sa.Index("ix_article_tag_tag_listed", "tag_id", "listed_at"),)
+    __table_args__ = (sa.Index("ix_article_tag_tag_listed", "tag_id", "listed_at", "article_id"),)
 
     article_id: int = Field(
         sa_column=sa.Column(

@@ -62,11 +62,11 @@ def upgrade() -> None:
     with op.batch_alter_table("article", schema=None) as batch_op:
         batch_op.create_index(
             "ix_article_author_status_published",
-            ["author_id", "status", "published_at"],
+            ["author_id", "status", "published_at", "id"],
             unique=False,
         )
         batch_op.create_index(
-            "ix_article_status_published", ["status", "published_at"], unique=False
+            "ix_article_status_published", ["status", "published_at", "id"], unique=False
         )
 
     op.create_table(
@@ -79,7 +79,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("article_id", "tag_id"),
     )
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
-        batch_op.create_index("ix_article_tag_tag_listed", ["tag_id", "listed_at"], unique=False)
+        batch_op.create_index(
+            "ix_article_tag_tag_listed", ["tag_id", "listed_at", "article_id"], unique=False
+        )
 
 
 def downgrade() -> None:

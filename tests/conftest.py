@@ -1,0 +1,60 @@
+"""Shared fixtures. The database is SQLite in a temporary folder, or a fresh PostgreSQL
+database per test when NEWSLETTER_TEST_DATABASE_URL points at a server (scripts/test does)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from newsletter import database
+from newsletter.config import DatabaseSettings, Settings, SiteSettings
+from newsletter.web import create_app
+
+PG_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        root=tmp_path,
+        site=SiteSettings(base_url="http://news.test", timezone="Asia/Jakarta"),
+        database=DatabaseSettings(url=database_url),
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    eng = database.open_database(settings.database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine), base_url=settings.base_url) as c:
+        yield c
