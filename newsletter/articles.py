@@ -87,7 +87,8 @@ def _upsert(
     if article is not None and (create_only or article.fingerprint == record.fingerprint):
         return "unchanged"
 
-    slug = record.slug
+    # A derived slug is fixed once the article exists: editing a title must not move its URL.
+    slug = article.slug if article is not None and not record.slug_given else record.slug
     if storage.slug_taken(session, slug, article.id if article else None):
         if record.slug_given:
             return RecordError(where, "slug", f"{slug!r} already belongs to another article")
@@ -97,6 +98,7 @@ def _upsert(
         slug = free
 
     created = article is None
+    touched = set() if article is None else storage.feed_keys(session, article)
     if article is None:
         article = Article(
             guid=record.guid or stable_guid(base_url, slug),
@@ -127,6 +129,7 @@ def _upsert(
         article.summary = derive_summary(record.body_html)
     session.flush()
     storage.set_article_tags(session, article, storage.tags_for_names(session, record.tags))
+    storage.touch_feeds(session, touched | storage.feed_keys(session, article), now)
     return "created" if created else "updated"
 
 
@@ -144,12 +147,14 @@ def _set_status(engine: sa.Engine, slug: str, status: ArticleStatus, now: dateti
         if article is None:
             raise NotFoundError("article", slug)
         if article.status != status:
+            touched = storage.feed_keys(session, article)
             article.status = status
             if status == ArticleStatus.published and article.published_at is None:
                 article.published_at = now
             article.updated_at = now
             session.flush()
             storage.sync_listing(session, article)
+            storage.touch_feeds(session, touched | storage.feed_keys(session, article), now)
             session.commit()
         view = storage.article_view(session, slug)
         assert view is not None
@@ -166,11 +171,12 @@ def unpublish(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
     return _set_status(engine, slug, ArticleStatus.draft, now)
 
 
-def delete(engine: sa.Engine, slug: str) -> None:
+def delete(engine: sa.Engine, slug: str, now: datetime) -> None:
     with Session(engine) as session:
         article = storage.article_by_slug(session, slug)
         if article is None:
             raise NotFoundError("article", slug)
+        storage.touch_feeds(session, storage.feed_keys(session, article), now)
         storage.delete_article(session, article)
         session.commit()
 

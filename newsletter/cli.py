@@ -221,7 +221,7 @@ def articles_unpublish(slug: str) -> None:
 @click.argument("slug")
 def articles_delete(slug: str) -> None:
     """Delete the article SLUG for good."""
-    articles.delete(engine(), slug)
+    articles.delete(engine(), slug, datetime.now(UTC))
     click.echo(f"deleted {slug}")
 
 

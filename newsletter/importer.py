@@ -354,7 +354,19 @@ def read(source: Source, ctx: ImportContext) -> Iterator[Parsed]:
         try:
             yield validate(raw, where, ctx)
         except RecordError as exc:
+            if source.kind == "markdown":  # point at the front-matter line of the field
+                exc = RecordError(
+                    f"{where}:{_field_line(source, exc.field)}", exc.field, exc.reason
+                )
             yield exc
+
+
+def _field_line(source: Source, field_name: str | None) -> int:
+    top = (field_name or "").split(".")[0]
+    for number, line in enumerate(_decode(source).split("\n"), start=1):
+        if top and re.match(rf"{re.escape(top)}\s*:", line):
+            return number
+    return 1
 
 
 RawRecords = Iterator[tuple[str, "Mapping[str, Any] | RecordError"]]
@@ -382,7 +394,10 @@ def _read_json(source: Source) -> RawRecords:
 
 
 def _read_jsonl(source: Source) -> RawRecords:
-    for number, line in enumerate(_decode(source).splitlines(), start=1):
+    # Only "\n" ends a record: U+2028, U+0085 and friends may stand unescaped inside JSON
+    # strings, and str.splitlines() would cut a record there.
+    for number, line in enumerate(_decode(source).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         where = f"{source.name}:{number}"
@@ -453,6 +468,9 @@ def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
             if media.get("url") and media.get("medium", "image") == "image":
                 image = media["url"]
                 break
+    # entry.get("updated_parsed") quietly falls back to the publication date; only an
+    # element that is really there counts as an update time.
+    updated = _struct_time(entry["updated_parsed"]) if "updated_parsed" in entry else None
     record: dict[str, Any] = {
         "guid": entry.get("id") or entry.get("link"),
         "title": entry.get("title", ""),
@@ -461,9 +479,8 @@ def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
         "url": entry.get("link") or None,
         "author": author,
         "tags": tags,
-        "published_at": _struct_time(entry.get("published_parsed"))
-        or _struct_time(entry.get("updated_parsed")),
-        "updated_at": _struct_time(entry.get("updated_parsed")),
+        "published_at": _struct_time(entry.get("published_parsed")) or updated,
+        "updated_at": updated,
         "image": image,
     }
     if site and record["url"]:

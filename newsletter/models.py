@@ -91,7 +91,8 @@ class Article(SQLModel, table=True):
 
 class ArticleTag(SQLModel, table=True):
     """An article's tag. `listed_at` copies the article's published_at while it is published
-    (NULL otherwise) so "newest N published of tag T" is one range scan of (tag_id, listed_at, article_id).
+    (NULL otherwise) so "newest N published of tag T" is one range scan of
+    (tag_id, listed_at, article_id).
     """
 
     __tablename__ = "article_tag"
@@ -147,3 +148,16 @@ class ArticleView:
     def link(self, base_url: str) -> str:
         """The article's own URL when it came with one, else its page on this site."""
         return self.url or f"{base_url}/articles/{quote(self.slug)}"
+
+
+class FeedVersion(SQLModel, table=True):
+    """The content version of one feed ("site", "tag:<id>", "author:<id>"), and the global
+    counter under key "*". Every change takes the next number from "*" and stamps it on the
+    feeds it touched, so readers poll one row to learn whether anything changed and then read
+    only the rows with a higher version."""
+
+    __tablename__ = "feed_version"
+
+    key: str = Field(primary_key=True, max_length=100)
+    version: int = Field(default=0, index=True)
+    changed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -14,8 +15,10 @@ from newsletter.models import (
     ArticleView,
     Author,
     AuthorView,
+    FeedVersion,
     Tag,
     TagView,
+    utcnow,
 )
 from newsletter.text import slugify
 
@@ -96,14 +99,17 @@ def recent_published(
     *,
     tag_id: int | None = None,
     author_id: int | None = None,
+    now: datetime | None = None,
 ) -> list[ArticleView]:
-    """The newest `limit` published articles of the site, a tag or an author: each one
-    range scan of an index (ix_article_tag_tag_listed, ix_article_author_status_published,
-    ix_article_status_published)."""
+    """The newest `limit` published articles of the site, a tag or an author, leaving out
+    those scheduled after `now`: each one range scan of an index (ix_article_tag_tag_listed,
+    ix_article_author_status_published, ix_article_status_published)."""
     if tag_id is not None:
         ids = select(ArticleTag.article_id).where(
             ArticleTag.tag_id == tag_id, col(ArticleTag.listed_at).is_not(None)
         )
+        if now is not None:
+            ids = ids.where(col(ArticleTag.listed_at) <= now)
         ids = ids.order_by(col(ArticleTag.listed_at).desc(), col(ArticleTag.article_id).desc())
         article_ids = list(session.exec(ids.limit(limit)))
         by_id = {
@@ -113,6 +119,8 @@ def recent_published(
     query = select(Article).where(Article.status == ArticleStatus.published)
     if author_id is not None:
         query = query.where(Article.author_id == author_id)
+    if now is not None:
+        query = query.where(col(Article.published_at) <= now)
     query = query.order_by(col(Article.published_at).desc(), col(Article.id).desc()).limit(limit)
     return _views(session, list(session.exec(query)))
 
@@ -166,17 +174,24 @@ def article_view(session: Session, slug: str) -> ArticleView | None:
 def upsert_author(
     session: Session, slug: str, name: str, bio: str | None = None, url: str | None = None
 ) -> Author:
-    """The author with `slug`, created or brought up to date; None leaves a field as it is."""
+    """The author with `slug`, created or brought up to date; None leaves a field as it is.
+    When a stored author changes, the feeds showing their articles get a new version."""
     author = session.exec(select(Author).where(Author.slug == slug)).first()
     if author is None:
         author = Author(slug=slug, name=name, bio=bio or "", url=url)
         session.add(author)
     else:
+        before = (author.name, author.bio, author.url)
         author.name = name
         if bio is not None:
             author.bio = bio
         if url is not None:
             author.url = url
+        if before != (author.name, author.bio, author.url):
+            keys = {author_key(author.id or 0)} | feed_keys_of_articles(
+                session, col(Article.author_id) == author.id
+            )
+            touch_feeds(session, keys, utcnow())
     session.flush()
     return author
 
@@ -199,11 +214,142 @@ def upsert_tag(session: Session, slug: str, name: str, description: str) -> Tag:
     if tag is None:
         tag = Tag(slug=slug, name=name, description=description)
         session.add(tag)
-    else:
+    elif (tag.name, tag.description) != (name, description):
         tag.name, tag.description = name, description
+        tagged = select(ArticleTag.article_id).where(ArticleTag.tag_id == tag.id)
+        keys = {tag_key(tag.id or 0)} | feed_keys_of_articles(session, col(Article.id).in_(tagged))
+        touch_feeds(session, keys, utcnow())
     session.flush()
     return tag
 
 
 def article_count(session: Session) -> int:
     return session.exec(select(sa.func.count()).select_from(Article)).one()
+
+
+def tag_by_slug(session: Session, slug: str) -> Tag | None:
+    return session.exec(select(Tag).where(Tag.slug == slug)).first()
+
+
+def author_by_slug(session: Session, slug: str) -> Author | None:
+    return session.exec(select(Author).where(Author.slug == slug)).first()
+
+
+def all_tags(session: Session) -> list[Tag]:
+    return list(session.exec(select(Tag).order_by(col(Tag.name))))
+
+
+def all_authors(session: Session) -> list[Author]:
+    return list(session.exec(select(Author).order_by(col(Author.name))))
+
+
+def tag_counts(session: Session, now: datetime) -> dict[int, int]:
+    """Published (not scheduled) article count per tag id."""
+    rows = session.exec(
+        select(ArticleTag.tag_id, sa.func.count())
+        .where(col(ArticleTag.listed_at).is_not(None), col(ArticleTag.listed_at) <= now)
+        .group_by(col(ArticleTag.tag_id))
+    )
+    return {tag_id: count for tag_id, count in rows}
+
+
+# --------------------------------------------------------------------------- feed versions
+
+SITE_KEY = "site"
+GLOBAL_KEY = "*"
+
+
+def tag_key(tag_id: int) -> str:
+    return f"tag:{tag_id}"
+
+
+def author_key(author_id: int) -> str:
+    return f"author:{author_id}"
+
+
+def feed_keys(session: Session, article: Article) -> set[str]:
+    """The feeds `article` appears in right now (none unless it is published)."""
+    if article.status != ArticleStatus.published or article.id is None:
+        return set()
+    keys = {SITE_KEY} | {tag_key(t) for t in tag_ids_of(session, article.id)}
+    if article.author_id is not None:
+        keys.add(author_key(article.author_id))
+    return keys
+
+
+def feed_keys_of_articles(session: Session, where: sa.ColumnElement[bool]) -> set[str]:
+    """Feeds of the published articles matching `where` (used when an author or tag changes)."""
+    keys: set[str] = set()
+    query = select(Article.id, Article.author_id).where(
+        Article.status == ArticleStatus.published, where
+    )
+    ids = []
+    for article_id, author_id in session.exec(query):
+        ids.append(article_id)
+        if author_id is not None:
+            keys.add(author_key(author_id))
+    if ids:
+        keys.add(SITE_KEY)
+        rows = session.exec(
+            select(ArticleTag.tag_id).where(col(ArticleTag.article_id).in_(ids)).distinct()
+        )
+        keys |= {tag_key(t) for t in rows}
+    return keys
+
+
+_after_commit: list[Callable[[], None]] = []
+
+
+def on_feeds_touched(callback: Callable[[], None]) -> None:
+    """Call `callback` after each commit in this process that touched feed versions, so a
+    cache in the same process can look at once instead of at its next poll."""
+    _after_commit.append(callback)
+
+
+def touch_feeds(session: Session, keys: set[str], now: datetime) -> int:
+    """Give every feed in `keys` a new content version (one number for the whole change)."""
+    if not keys:
+        return 0
+    counter = session.get(FeedVersion, GLOBAL_KEY, with_for_update=True)
+    if counter is None:
+        counter = FeedVersion(key=GLOBAL_KEY, version=0, changed_at=now)
+        session.add(counter)
+    counter.version += 1
+    counter.changed_at = now
+    existing = {
+        row.key: row
+        for row in session.exec(select(FeedVersion).where(col(FeedVersion.key).in_(list(keys))))
+    }
+    for key in keys:
+        row = existing.get(key) or FeedVersion(key=key, changed_at=now)
+        row.version = counter.version
+        row.changed_at = now
+        session.add(row)
+    session.flush()
+    for callback in _after_commit:
+        sa.event.listen(session, "after_commit", lambda _s, cb=callback: cb(), once=True)
+    return counter.version
+
+
+def global_version(session: Session) -> int:
+    row = session.get(FeedVersion, GLOBAL_KEY)
+    return row.version if row else 0
+
+
+def versions_since(session: Session, version: int) -> list[FeedVersion]:
+    return list(
+        session.exec(
+            select(FeedVersion).where(FeedVersion.version > version, FeedVersion.key != GLOBAL_KEY)
+        )
+    )
+
+
+def next_scheduled(session: Session, after: datetime) -> datetime | None:
+    """The earliest publication time after `after` among published articles (scheduled)."""
+    first = session.exec(
+        select(Article.published_at)
+        .where(Article.status == ArticleStatus.published, col(Article.published_at) > after)
+        .order_by(col(Article.published_at))
+        .limit(1)
+    ).first()
+    return first

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from newsletter import articles, importer
@@ -43,3 +50,36 @@ def import_path(
 def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(config_path: Path, env: Mapping[str, str], port: int | None = None) -> Iterator[str]:
+    """Run `newsletter serve` in a child process, as a user would; yield its base URL."""
+    port = port or free_port()
+    log_path = config_path.parent / f"serve-{port}.log"
+    cmd = [sys.executable, "-m", "newsletter", "--config", str(config_path), "serve"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], env={**os.environ, **env}, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz").raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError("server did not start:\n" + log_path.read_text()) from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

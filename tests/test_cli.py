@@ -1,11 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from newsletter.cli import main
+from tests.helpers import serving
 
 
 def run(tmp_path: Path, *args: str, database_url: str | None = None) -> Result:
@@ -102,41 +98,18 @@ def test_demo_loads_the_publication_idempotently(site: Path, database_url: str) 
 
 
 def test_db_commands(site: Path, database_url: str) -> None:
-    assert "current: 0001" in run(site, "db", "current", database_url=database_url).output
+    assert "current: 0002" in run(site, "db", "current", database_url=database_url).output
     down = run(site, "db", "downgrade", "base", database_url=database_url)
     assert "database at revision None" in down.output
     up = run(site, "db", "upgrade", database_url=database_url)
-    assert "database at revision 0001" in up.output
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    assert "database at revision 0002" in up.output
 
 
 def test_serve_answers_the_home_page_over_http(site: Path, database_url: str) -> None:
     assert run(site, "demo", database_url=database_url).exit_code == 0
-    port = free_port()
-    env = {**os.environ, "NEWSLETTER_DATABASE__URL": database_url}
-    cmd = [sys.executable, "-m", "newsletter", "--config", str(site / "config.toml"), "serve"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        assert health.json() == {"status": "ok"}
-        home = httpx.get(f"http://127.0.0.1:{port}/")
+    with serving(site / "config.toml", {"NEWSLETTER_DATABASE__URL": database_url}) as base:
+        assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+        home = httpx.get(base + "/")
         assert home.status_code == 200
         assert "Kim Jong Un" in home.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert "Rizky Pratama" in home.text
