@@ -188,14 +188,66 @@ def list_articles(
         return storage.list_articles(session, status=status, limit=limit)
 
 
-def get_article(engine: sa.Engine, slug: str) -> ArticleView:
+def get_article(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """A published article whose time has come; NotFoundError otherwise."""
     with Session(engine) as session:
         view = storage.article_view(session, slug)
-    if view is None or view.status != ArticleStatus.published:
+    if (
+        view is None
+        or view.status != ArticleStatus.published
+        or (view.published_at is not None and view.published_at > now)
+    ):
         raise NotFoundError("article", slug)
     return view
 
 
-def recent(engine: sa.Engine, limit: int) -> list[ArticleView]:
+def recent(engine: sa.Engine, limit: int, now: datetime) -> list[ArticleView]:
     with Session(engine) as session:
-        return storage.recent_published(session, limit)
+        return storage.recent_published(session, limit, now=now)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A tag's or an author's page: who or what, and their newest articles."""
+
+    kind: str  # "tag" | "author"
+    slug: str
+    name: str
+    description: str
+    articles: list[ArticleView]
+
+
+def tag_listing(engine: sa.Engine, slug: str, limit: int, now: datetime) -> Listing:
+    with Session(engine) as session:
+        tag = storage.tag_by_slug(session, slug)
+        if tag is None:
+            raise NotFoundError("tag", slug)
+        found = storage.recent_published(session, limit, tag_id=tag.id, now=now)
+        return Listing("tag", tag.slug, tag.name, tag.description, found)
+
+
+def author_listing(engine: sa.Engine, slug: str, limit: int, now: datetime) -> Listing:
+    with Session(engine) as session:
+        author = storage.author_by_slug(session, slug)
+        if author is None:
+            raise NotFoundError("author", slug)
+        found = storage.recent_published(session, limit, author_id=author.id, now=now)
+        return Listing("author", author.slug, author.name, author.bio, found)
+
+
+@dataclass(frozen=True)
+class TagCount:
+    slug: str
+    name: str
+    description: str
+    count: int
+
+
+def tags_with_counts(engine: sa.Engine, now: datetime) -> list[TagCount]:
+    """Every tag with its number of published articles, by name."""
+    with Session(engine) as session:
+        counts = storage.tag_counts(session, now)
+        return [
+            TagCount(t.slug, t.name, t.description, counts.get(t.id or 0, 0))
+            for t in storage.all_tags(session)
+        ]

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy as sa
 
-from newsletter import articles, config, database, demo, importer
+from newsletter import articles, config, database, demo, export, importer
 from newsletter.errors import ConfigError, NewsletterError, SourceError
 from newsletter.models import ArticleStatus
 
@@ -223,6 +223,27 @@ def articles_delete(slug: str) -> None:
     """Delete the article SLUG for good."""
     articles.delete(engine(), slug, datetime.now(UTC))
     click.echo(f"deleted {slug}")
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+@click.group(name="feeds")
+def feeds_group() -> None:
+    """Feeds as files."""
+
+
+main.add_command(feeds_group)
+
+
+@command(feeds_group, "build")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+def feeds_build(outdir: Path) -> None:
+    """Write every feed (site, tags, authors; RSS, Atom, JSON) and feeds.opml under OUTDIR,
+    at the same paths the service uses. Unchanged files are not rewritten."""
+    cfg = settings()
+    report = export.build(database.open_database(cfg.database_url), cfg, outdir, datetime.now(UTC))
+    click.echo(f"{outdir}: {report.written} written, {report.unchanged} unchanged")
 
 
 # ----------------------------------------------------------------------------- demo, serve

@@ -224,3 +224,13 @@ def feed_spec(settings: Settings, ref: FeedRef) -> feeds.FeedSpec:
         site_title=site.title,
         hub=hub,
     )
+
+
+def opml_document(settings: Settings, refs: list[FeedRef]) -> bytes:
+    """OPML listing the RSS feed of the site, every tag and every author."""
+    order = {"site": 0, "tag": 1, "author": 2}
+    outlines = []
+    for ref in sorted(refs, key=lambda r: (order[r.kind], r.name.lower(), r.slug)):
+        spec = feed_spec(settings, ref)
+        outlines.append((spec.title, spec.url("rss"), spec.html_url))
+    return feeds.opml(f"Feeds of {settings.site.title}", outlines)
