@@ -66,8 +66,14 @@ def settings() -> config.Settings:
     return config.load(path)
 
 
-def engine() -> sa.Engine:
-    return database.open_database(settings().database_url)
+def engine(migrate: bool = True) -> sa.Engine:
+    """The command's database engine (migrated to head unless `migrate` is False), closed
+    when the command ends so no connection outlives it."""
+    ctx = click.get_current_context()
+    url = settings().database_url
+    eng = database.open_database(url) if migrate else database.create_engine(url)
+    ctx.call_on_close(eng.dispose)
+    return eng
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,7 +93,7 @@ def init(directory: Path) -> None:
     """Write a fresh config.toml (with a random secret) into DIRECTORY and create the database."""
     path = config.write_fresh_config(directory)
     cfg = config.load(path)
-    database.open_database(cfg.database_url)
+    database.open_database(cfg.database_url).dispose()
     click.echo(f"wrote {path}; database ready at {cfg.database_url}")
 
 
@@ -103,7 +109,7 @@ main.add_command(db)
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Migrate the schema up to REVISION (default: the newest)."""
-    eng = database.create_engine(settings().database_url)
+    eng = engine(migrate=False)
     database.upgrade(eng, revision)
     click.echo(f"database at revision {database.current_revision(eng)}")
 
@@ -112,7 +118,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Migrate the schema down to REVISION ('base' removes every table)."""
-    eng = database.create_engine(settings().database_url)
+    eng = engine(migrate=False)
     database.downgrade(eng, revision)
     click.echo(f"database at revision {database.current_revision(eng)}")
 
@@ -120,7 +126,7 @@ def db_downgrade(revision: str) -> None:
 @command(db, "current")
 def db_current() -> None:
     """Print the schema revision of the database and the newest one known."""
-    eng = database.create_engine(settings().database_url)
+    eng = engine(migrate=False)
     click.echo(f"current: {database.current_revision(eng)}  head: {database.head_revision()}")
 
 
@@ -141,7 +147,7 @@ def articles_import(locations: tuple[str, ...]) -> None:
     """Import articles from JSON, JSON Lines, Markdown files or folders, or RSS/Atom feeds
     (files or http URLs). Re-importing is safe: unchanged records change nothing."""
     cfg = settings()
-    eng = database.open_database(cfg.database_url)
+    eng = engine()
     ctx = importer.ImportContext(
         base_url=cfg.base_url, timezone=cfg.site.tz, max_body_bytes=cfg.articles.max_body_bytes
     )
@@ -242,7 +248,7 @@ def feeds_build(outdir: Path) -> None:
     """Write every feed (site, tags, authors; RSS, Atom, JSON) and feeds.opml under OUTDIR,
     at the same paths the service uses. Unchanged files are not rewritten."""
     cfg = settings()
-    report = export.build(database.open_database(cfg.database_url), cfg, outdir, datetime.now(UTC))
+    report = export.build(engine(), cfg, outdir, datetime.now(UTC))
     click.echo(f"{outdir}: {report.written} written, {report.unchanged} unchanged")
 
 
@@ -253,7 +259,7 @@ def feeds_build(outdir: Path) -> None:
 def demo_command() -> None:
     """Load the demo publication (idempotent: articles already there are left alone)."""
     cfg = settings()
-    report = demo.load(database.open_database(cfg.database_url), cfg, datetime.now(UTC))
+    report = demo.load(engine(), cfg, datetime.now(UTC))
     click.echo(f"demo publication: {report.summary()}")
 
 

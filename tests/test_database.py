@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -16,8 +17,16 @@ def table_names(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
 
 
-def test_upgrade_from_empty_creates_every_table(database_url: str) -> None:
+@pytest.fixture
+def bare_engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on an empty database (no migration run)."""
     engine = database.create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_from_empty_creates_every_table(bare_engine: sa.Engine) -> None:
+    engine = bare_engine
     assert table_names(engine) == set()
     database.upgrade(engine)
     assert table_names(engine) == set(SQLModel.metadata.tables)
@@ -32,8 +41,8 @@ def test_migrations_match_the_models(engine: sa.Engine) -> None:
     assert real == []
 
 
-def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
-    engine = database.create_engine(database_url)
+def test_downgrade_to_base_and_upgrade_again(bare_engine: sa.Engine) -> None:
+    engine = bare_engine
     database.upgrade(engine)
     database.downgrade(engine, "base")
     assert table_names(engine) == set()
@@ -44,7 +53,8 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
 def test_open_database_upgrades_on_start(database_url: str) -> None:
     engine = database.open_database(database_url)
     assert database.current_revision(engine) == database.head_revision()
-    database.open_database(database_url)  # second start: nothing to do, no error
+    database.open_database(database_url).dispose()  # second start: nothing to do, no error
+    engine.dispose()
 
 
 def test_sqlite_runs_with_wal_and_foreign_keys(engine: sa.Engine) -> None:
