@@ -492,3 +492,18 @@ def test_down_hub_does_not_fail_publishing(settings: Settings, stocked: sa.Engin
         time.sleep(0.5)  # pings fail and retry in the background
         assert "Story 2" not in client.get("/feed.atom").text
         assert client.get("/healthz").status_code == 200
+
+
+def test_cached_feed_requests_run_no_query(settings: Settings, stocked: sa.Engine) -> None:
+    app = create_app(settings, stocked)
+    app.cache.refresh()  # type: ignore[attr-defined]  # what the lifespan does at start
+    client = TestClient(app, base_url=settings.base_url)  # no lifespan: no background polling
+    for path in FEEDS:
+        assert client.get(path).status_code == 200  # first request renders
+    statements: list[str] = []
+    sa.event.listen(stocked, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for _ in range(5):
+        for path in FEEDS:
+            assert client.get(path).status_code == 200
+    assert statements == []
+    client.close()
