@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,13 +60,18 @@ class FeedSpec:
         return f"{self.base_url}{self.feed_path}.{fmt}"
 
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
+
+
 def atom_id(guid: str) -> str:
-    """An Atom id (an IRI) for a guid: the guid itself when it already is an absolute IRI,
-    else a name-based UUID URN of it, so the id is stable forever (Ghost's hex ids, slugs)."""
+    """An Atom id for a guid: the guid itself when it already is an absolute URI (ASCII,
+    nothing to escape), else a name-based UUID URN of it, so the id is stable forever
+    (Ghost's hex ids, slugs, URLs with spaces)."""
     parts = urlsplit(guid)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return guid
-    if parts.scheme in ("urn", "tag") and parts.path and " " not in guid:
+    if _URI.fullmatch(guid) and (
+        (parts.scheme in ("http", "https") and parts.netloc)
+        or (parts.scheme in ("urn", "tag") and parts.path)
+    ):
         return guid
     return f"urn:uuid:{uuid.uuid5(_GUID_NAMESPACE, guid)}"
 
@@ -150,6 +156,10 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         return item
 
     def extend_atom(self, entry: Any) -> Any:
+        title = entry.find("title")
+        if title is not None and "<" in (title.text or ""):
+            title.set("type", "html")
+            title.text = escape(title.text)
         # feedgen writes Atom elements unqualified under a default namespace
         for old in entry.findall("link"):
             entry.remove(old)
@@ -200,7 +210,10 @@ def _build(
     for article in articles:
         link = article.link(spec.base_url)
         entry = fg.add_entry(order="append")
-        entry.title(xml_safe(article.title))
+        title = xml_safe(article.title)
+        # A title that reads like markup ("<script>" as words) is sent as escaped HTML, so no
+        # reader mistakes it for tags; RSS titles are HTML-ish by convention.
+        entry.title(escape(title) if fmt == "rss" and "<" in title else title)
         entry.link(href=link)
         if fmt == "atom":
             entry.id(atom_id(article.guid))
@@ -208,9 +221,9 @@ def _build(
             entry.guid(xml_safe(article.guid), permalink=article.guid == link)
         summary = xml_safe(article.summary or article.title)  # readers want some text
         if fmt == "atom":
-            entry.summary(summary)
+            entry.summary(summary)  # type="text"
         else:
-            entry.description(summary)
+            entry.description(escape(summary))  # RSS descriptions are HTML
         if article.body_html:
             entry.content(xml_safe(article.body_html), type="html" if fmt == "atom" else None)
         if article.published_at:

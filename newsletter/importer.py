@@ -26,7 +26,14 @@ from markdown_it import MarkdownIt
 
 from newsletter.errors import RecordError, SourceError
 from newsletter.models import ArticleStatus
-from newsletter.text import has_forbidden_chars, plain_text, sanitize_html, slugify, xml_safe
+from newsletter.text import (
+    has_forbidden_chars,
+    iri_to_uri,
+    plain_text,
+    sanitize_html,
+    slugify,
+    xml_safe,
+)
 
 FIELDS = frozenset(
     [
@@ -130,7 +137,10 @@ def _absolute_url(raw: Mapping[str, Any], name: str, where: str, base: str) -> s
     value = value.strip()
     if has_forbidden_chars(value) or any(c.isspace() for c in value):
         raise RecordError(where, name, f"{value!r:.80} contains spaces or control characters")
-    absolute = urljoin(base + "/", value)
+    try:
+        absolute = iri_to_uri(urljoin(base + "/", value))
+    except UnicodeError:
+        raise RecordError(where, name, f"{value!r:.80} has an invalid host name") from None
     parts = urlsplit(absolute)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RecordError(where, name, f"{value!r:.80} is not an http(s) URL")

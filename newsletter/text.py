@@ -6,7 +6,7 @@ import html
 import re
 import unicodedata
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -109,10 +109,21 @@ def html_to_text(fragment: str) -> str:
     return xml_safe("\n".join(line for line in lines if line))
 
 
+_HTML_TAG = re.compile(
+    r"</?(a|abbr|b|big|blockquote|br|cite|code|del|div|em|font|h[1-6]|hr|i|img|ins|kbd|li|"
+    r"mark|ol|p|pre|q|s|script|small|span|strike|strong|style|sub|sup|table|td|th|tr|tt|u|"
+    r"ul|iframe|object|embed|svg|math|noscript|template)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
 def plain_text(value: str) -> str:
-    """A one-line plain-text version of what may be HTML (titles, names, summaries)."""
-    if "<" in value or "&" in value:
-        value = html_to_text(value) if "<" in value else html.unescape(value)
+    """A one-line plain-text version of what may be HTML (titles, names, summaries).
+    Only real HTML tags count as markup: "<angle> brackets" in a headline stay as written."""
+    if _HTML_TAG.search(value):
+        value = html_to_text(value)
+    elif "&" in value:
+        value = html.unescape(value)
     return _WHITESPACE.sub(" ", xml_safe(value).replace("\xa0", " ")).strip()
 
 
@@ -141,3 +152,21 @@ def slugify(value: str) -> str:
     folded = "".join(_fold(c) for c in text)
     words = re.findall(r"[^\W_]+", folded)
     return "-".join(words)[:200].strip("-")
+
+
+_URI_SAFE = "%/:@!$&'()*+,;=~?#[]"
+
+
+def iri_to_uri(url: str) -> str:
+    """An ASCII URI for an IRI: the host in IDNA, other non-ASCII characters percent-encoded
+    (feeds must carry URIs). Raises UnicodeError for a host IDNA cannot encode."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host, colon, port = hostport.partition(":")
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    netloc = quote(userinfo, safe=_URI_SAFE) + at + host + colon + port
+    rest = (quote(p, safe=_URI_SAFE) for p in (parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, *rest))
