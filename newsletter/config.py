@@ -114,6 +114,16 @@ class MailSettings:
     outbox_dir: str = "outbox"
     from_address: str = field(default="newsletter@localhost", metadata={"check": _email})
     from_name: str = ""
+    dkim_key_file: str = ""
+    dkim_selector: str = "newsletter"
+    dkim_domain: str = ""
+
+
+@dataclass(frozen=True)
+class SubscribersSettings:
+    confirm_hours: int = field(default=48, metadata={"check": _between(1, 24 * 30)})
+    resend_minutes: int = field(default=10, metadata={"check": _between(0, 24 * 60)})
+    signups_per_ip_per_hour: int = field(default=20, metadata={"check": _between(1, 100000)})
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,7 @@ class Settings:
     feeds: FeedsSettings = FeedsSettings()
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
+    subscribers: SubscribersSettings = SubscribersSettings()
     security: SecuritySettings = SecuritySettings()
     admin: AdminSettings = AdminSettings()
 

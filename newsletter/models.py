@@ -161,3 +161,68 @@ class FeedVersion(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=100)
     version: int = Field(default=0, index=True)
     changed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# ------------------------------------------------------------------ subscribers
+
+
+class SubscriberStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+SUPPRESSING = frozenset(
+    {SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained}
+)
+
+
+class Digest(SQLModel, table=True):
+    """A newsletter readers can choose (its schedule and template come with the digests)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=200, unique=True)
+    name: str = Field(max_length=300)
+    description: str = ""
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True)  # normalised: see subscribers.normalize_email
+    name: str = Field(default="", max_length=300)
+    status: str = Field(default=SubscriberStatus.pending, max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # set while a confirmation link is outstanding; cleared when used, so a link works once
+    confirm_nonce: str | None = Field(default=None, max_length=64)
+    confirm_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # part of every preferences and unsubscribe link; changing it revokes them all
+    link_key: str = Field(default="", max_length=64)
+
+
+class Subscription(SQLModel, table=True):
+    """A subscriber receives a digest, optionally only for some tags."""
+
+    subscriber_id: int = Field(
+        sa_column=sa.Column(
+            sa.ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    digest_id: int = Field(
+        sa_column=sa.Column(
+            sa.ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    tags: str = ""  # tag slugs separated by spaces; empty means every tag of the digest
+
+
+class Suppression(SQLModel, table=True):
+    """An address never to be mailed again, whatever else says so (imports included)."""
+
+    email: str = Field(primary_key=True, max_length=254)
+    reason: str = Field(max_length=16)  # unsubscribed | bounced | complained
+    detail: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

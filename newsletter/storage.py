@@ -15,7 +15,11 @@ from newsletter.models import (
     ArticleView,
     Author,
     AuthorView,
+    Digest,
     FeedVersion,
+    Subscriber,
+    Subscription,
+    Suppression,
     Tag,
     TagView,
     utcnow,
@@ -353,3 +357,82 @@ def next_scheduled(session: Session, after: datetime) -> datetime | None:
         .limit(1)
     ).first()
     return first
+
+
+# --------------------------------------------------------------------------- subscribers
+
+
+def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
+    return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def subscribers_by_emails(session: Session, emails: Iterable[str]) -> dict[str, Subscriber]:
+    rows = session.exec(select(Subscriber).where(col(Subscriber.email).in_(list(emails))))
+    return {s.email: s for s in rows}
+
+
+def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, Suppression]:
+    rows = session.exec(select(Suppression).where(col(Suppression.email).in_(list(emails))))
+    return {s.email: s for s in rows}
+
+
+def suppress(session: Session, email: str, reason: str, detail: str, now: datetime) -> None:
+    """Record that `email` must not be mailed again (the first reason stays)."""
+    if session.get(Suppression, email) is None:
+        session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
+        session.flush()
+
+
+def lift_suppression(session: Session, email: str) -> None:
+    session.execute(sa.delete(Suppression).where(col(Suppression.email) == email))
+
+
+def all_digests(session: Session) -> list[Digest]:
+    return list(session.exec(select(Digest).order_by(col(Digest.id))))
+
+
+def ensure_digest(session: Session, slug: str, name: str, description: str = "") -> Digest:
+    digest = session.exec(select(Digest).where(Digest.slug == slug)).first()
+    if digest is None:
+        digest = Digest(slug=slug, name=name, description=description)
+        session.add(digest)
+        session.flush()
+    return digest
+
+
+def subscriptions_of(session: Session, subscriber_id: int) -> dict[int, str]:
+    """digest id -> tag slugs (space separated; empty means all)."""
+    rows = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    return {row.digest_id: row.tags for row in rows}
+
+
+def set_subscriptions(session: Session, subscriber_id: int, wanted: dict[int, str]) -> None:
+    session.execute(sa.delete(Subscription).where(col(Subscription.subscriber_id) == subscriber_id))
+    for digest_id, tags in wanted.items():
+        session.add(Subscription(subscriber_id=subscriber_id, digest_id=digest_id, tags=tags))
+    session.flush()
+
+
+def subscribers(
+    session: Session, status: str | None = None, batch: int = 1000
+) -> Iterable[tuple[Subscriber, dict[int, str]]]:
+    """Every subscriber with their subscriptions, by id, fetched `batch` at a time so an
+    export of any size runs in constant memory."""
+    last = 0
+    while True:
+        query = select(Subscriber).where(col(Subscriber.id) > last)
+        if status is not None:
+            query = query.where(Subscriber.status == status)
+        page = list(session.exec(query.order_by(col(Subscriber.id)).limit(batch)))
+        if not page:
+            return
+        ids = [s.id for s in page]
+        subs: dict[int, dict[int, str]] = {}
+        for row in session.exec(
+            select(Subscription).where(col(Subscription.subscriber_id).in_(ids))
+        ):
+            subs.setdefault(row.subscriber_id, {})[row.digest_id] = row.tags
+        for subscriber in page:
+            yield subscriber, subs.get(subscriber.id or 0, {})
+        last = page[-1].id or 0
+        session.expunge_all()

@@ -3,9 +3,12 @@ database per test when NEWSLETTER_TEST_DATABASE_URL points at a server (scripts/
 
 from __future__ import annotations
 
+import email.policy
 import os
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,50 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
 def client(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine), base_url=settings.base_url) as c:
         yield c
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. Recipients
+    containing "bounce" get 550, containing "later" get 451."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str], bytes]] = []
+        self.connections = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if "bounce" in address:
+            return "550 5.1.1 No such user here"
+        if "later" in address:
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        data = envelope.original_content or envelope.content
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), data))
+        self.messages.append(
+            BytesParser(policy=email.policy.default).parsebytes(data)  # type: ignore[arg-type]
+        )
+        return "250 Message accepted"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
+    from aiosmtpd.controller import Controller
+
+    from tests.helpers import free_port
+
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()

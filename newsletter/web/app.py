@@ -19,18 +19,26 @@ from newsletter.database import open_database
 from newsletter.errors import NotFoundError
 from newsletter.feed_cache import FeedCache
 from newsletter.feeds import FORMATS
-from newsletter.web import pages
+from newsletter.mailer import Mailer, make_mailer
+from newsletter.resources import template_environment
+from newsletter.subscribers import Subscribers
+from newsletter.web import pages, subscriptions
 from newsletter.web.feeds import FeedRoutes
-from newsletter.web.templating import render, template_environment
+from newsletter.web.templating import render
 from newsletter.websub import Pinger
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25  # how soon a change made by another process shows in feeds
 
 
-def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
-    """The whole HTTP service. Opens (and migrates) the database unless `engine` is given."""
+def create_app(
+    settings: Settings, engine: sa.Engine | None = None, mailer: Mailer | None = None
+) -> ASGIApp:
+    """The whole HTTP service. Opens (and migrates) the database unless `engine` is given;
+    sends mail with the configured transport unless `mailer` is given."""
     engine = engine or open_database(settings.database_url)
+    mailer = mailer or make_mailer(settings)
+    templates = template_environment(settings)
     cache = FeedCache(engine, settings)
     pinger = Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None
 
@@ -46,6 +54,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
                 await task
             if pinger:
                 await pinger.close()
+            await mailer.close()
 
     app = FastAPI(
         title=settings.site.title,
@@ -55,7 +64,8 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.templates = template_environment(settings)
+    app.state.templates = templates
+    app.state.subscribers = Subscribers(engine, settings, mailer, templates)
     app.state.feed_cache = cache
     app.state.pinger = pinger
 
@@ -64,6 +74,7 @@ def create_app(settings: Settings, engine: sa.Engine | None = None) -> ASGIApp:
 
     app.add_exception_handler(NotFoundError, not_found)
     app.include_router(pages.router)
+    app.include_router(subscriptions.router)
     return FeedRoutes(app, cache, settings.feeds.max_age)
 
 

@@ -10,7 +10,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from newsletter import articles
 from newsletter.feed_cache import FeedCache, opml_document
 from newsletter.models import utcnow
-from newsletter.web.templating import render
+from newsletter.web.subscriptions import offer
+from newsletter.web.templating import form_page, render
 
 router = APIRouter()
 PAGE_ITEMS = 30
@@ -26,7 +27,8 @@ async def home(request: Request) -> Response:
     recent = await run_in_threadpool(
         articles.recent, request.app.state.engine, PAGE_ITEMS, utcnow()
     )
-    return render(request, "home.html", {"articles": recent, "feed_path": "/feed"})
+    context = {"articles": recent, "feed_path": "/feed", **await offer(request)}
+    return form_page(request, "home.html", context)
 
 
 @router.get("/articles/{slug}", response_class=HTMLResponse)

@@ -1,34 +1,14 @@
-"""Jinja2 environment for pages, and the one function routes use to answer with a page."""
+"""The one function routes use to answer with a page."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
-from newsletter.config import Settings
-from newsletter.resources import templates_dir
-
-
-def template_environment(settings: Settings) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(["html", "xml"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    tz = settings.site.tz
-
-    def localdate(value: datetime | None, fmt: str = "%-d %B %Y") -> str:
-        """A UTC datetime shown in the publication's time zone."""
-        return value.astimezone(tz).strftime(fmt) if value else ""
-
-    env.filters["localdate"] = localdate
-    env.globals["site"] = settings.site
-    env.globals["base_url"] = settings.base_url
-    return env
+from newsletter.web import csrf
 
 
 def render(
@@ -37,3 +17,14 @@ def render(
     env: Environment = request.app.state.templates
     html = env.get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status)
+
+
+def form_page(
+    request: Request, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    """A page with a form: carries the CSRF token and sets its cookie when needed."""
+    settings = request.app.state.settings
+    token, fresh = csrf.token_for(request, settings.secret)
+    response = render(request, template, {**context, "csrf_token": token}, status=status)
+    csrf.set_cookie(response, fresh, settings.base_url.startswith("https://"))
+    return response

@@ -1,0 +1,68 @@
+"""Signed, single-purpose tokens for links in emails (pure; the secret and `now` come in).
+
+A token is base64url(JSON payload) + "." + base64url(HMAC-SHA256). The payload names its
+purpose, so a preferences link cannot be used to confirm, and optionally an expiry. Whether
+a token was already used is the caller's business: confirmation tokens carry a nonce that
+the subscriber row holds until it is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from newsletter.errors import InvalidInputError
+
+
+class TokenError(InvalidInputError):
+    """The link is not valid: `kind` is "tampered", "expired", "used" or "wrong purpose"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Claims:
+    purpose: str
+    subject: int  # the subscriber id
+    nonce: str
+    expires: int | None  # unix seconds
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, payload: str) -> str:
+    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+
+
+def sign(secret: bytes, purpose: str, subject: int, nonce: str, expires: datetime | None) -> str:
+    stamp = int(expires.timestamp()) if expires else None
+    payload = _b64(json.dumps([purpose, subject, nonce, stamp], separators=(",", ":")).encode())
+    return f"{payload}.{_mac(secret, payload)}"
+
+
+def verify(secret: bytes, token: str, purpose: str, now: datetime) -> Claims:
+    """The claims of a genuine, unexpired token for `purpose`; TokenError otherwise."""
+    payload, _, mac = token.partition(".")
+    if not payload or not hmac.compare_digest(mac.encode(), _mac(secret, payload).encode()):
+        raise TokenError("tampered", "This link is not valid: it was changed or cut short.")
+    try:
+        kind, subject, nonce, expires = json.loads(_unb64(payload))
+    except (ValueError, TypeError):
+        raise TokenError("tampered", "This link is not valid.") from None
+    if kind != purpose:
+        raise TokenError("wrong purpose", "This link is not meant for this page.")
+    if expires is not None and now.timestamp() > expires:
+        raise TokenError("expired", "This link has expired. Please sign up again.")
+    return Claims(kind, int(subject), str(nonce), expires)
