@@ -406,6 +406,23 @@ def subscriptions_of(session: Session, subscriber_id: int) -> dict[int, str]:
     return {row.digest_id: row.tags for row in rows}
 
 
+def subscriptions_of_many(session: Session, ids: list[int]) -> dict[int, dict[int, str]]:
+    """subscriber id -> (digest id -> tag slugs), for many subscribers in one query."""
+    found: dict[int, dict[int, str]] = {}
+    if ids:
+        rows = session.exec(select(Subscription).where(col(Subscription.subscriber_id).in_(ids)))
+        for row in rows:
+            found.setdefault(row.subscriber_id, {})[row.digest_id] = row.tags
+    return found
+
+
+def subscriber_ids(session: Session, emails: list[str]) -> dict[str, int]:
+    rows = session.exec(
+        select(Subscriber.email, Subscriber.id).where(col(Subscriber.email).in_(emails))
+    )
+    return {email: subscriber_id for email, subscriber_id in rows if subscriber_id is not None}
+
+
 def set_subscriptions(session: Session, subscriber_id: int, wanted: dict[int, str]) -> None:
     session.execute(sa.delete(Subscription).where(col(Subscription.subscriber_id) == subscriber_id))
     for digest_id, tags in wanted.items():

@@ -366,15 +366,71 @@ class Subscribers:
 
     def mark(self, email: str, status: SubscriberStatus, detail: str, now: datetime) -> None:
         """Set a suppressing status on the address (stored even if nobody has it yet)."""
-        assert status in SUPPRESSING
-        with Session(self.engine) as session:
-            subscriber = storage.subscriber_by_email(session, email)
-            if subscriber is not None:
-                subscriber.status = status
-                subscriber.confirm_nonce = None
-                subscriber.updated_at = now
-            storage.suppress(session, email, status, detail, now)
-            session.commit()
+        mark(self.engine, email, status, detail, now)
+
+
+def add(
+    engine: sa.Engine,
+    email: str,
+    name: str = "",
+    digests: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    now: datetime | None = None,
+) -> Subscriber:
+    """Add an active subscriber on the operator's word (no confirmation email). Refuses a
+    suppressed address; an existing subscriber gets the new name and choices."""
+    now = now or utcnow()
+    address = normalize_email(email)
+    from newsletter.subscriber_csv import import_rows  # it builds on this module
+
+    record: dict[str, str | None] = {
+        "email": address,
+        "name": name,
+        "digests": ";".join(digests),
+        "tags": ";".join(tags),
+    }
+    report = import_rows(engine, [record], now)
+    if report.errors:
+        raise InvalidInputError(str(report.errors[0]).split(": ", 1)[1])
+    if report.suppressed:
+        with Session(engine) as session:
+            reason = storage.suppressions_for(session, [address])[address].reason
+        raise InvalidInputError(f"email: {address} is suppressed ({reason}); not added")
+    return get_subscriber(engine, address)
+
+
+def remove(engine: sa.Engine, email: str) -> None:
+    """Forget a subscriber and their choices. A suppression of the address stays."""
+    with Session(engine) as session:
+        subscriber = storage.subscriber_by_email(session, normalize_email(email))
+        if subscriber is None:
+            raise NotFoundError("subscriber", email)
+        session.delete(subscriber)
+        session.commit()
+
+
+def suppress(engine: sa.Engine, email: str, reason: str, now: datetime | None = None) -> None:
+    """Never mail `email` again (reason: unsubscribed, bounced or complained)."""
+    if reason not in SUPPRESSING:
+        raise InvalidInputError(f"reason: {reason!r} is not unsubscribed, bounced or complained")
+    mark(engine, normalize_email(email), SubscriberStatus(reason), "suppressed by an operator", now)
+
+
+def mark(
+    engine: sa.Engine, email: str, status: SubscriberStatus, detail: str, now: datetime | None
+) -> None:
+    """Give the address a suppressing status and record the suppression (even when no
+    subscriber has the address yet, so a later sign-up or import cannot bring it back)."""
+    assert status in SUPPRESSING
+    now = now or utcnow()
+    with Session(engine) as session:
+        subscriber = storage.subscriber_by_email(session, email)
+        if subscriber is not None:
+            subscriber.status = status
+            subscriber.confirm_nonce = None
+            subscriber.updated_at = now
+        storage.suppress(session, email, status, detail, now)
+        session.commit()
 
 
 def get_subscriber(engine: sa.Engine, email: str) -> Subscriber:
