@@ -336,11 +336,17 @@ class Subscribers:
         """TokenError unless `token` is a live link for `purpose`."""
         self._by_link(token, purpose, utcnow())
 
+    def offer_digests(self) -> list[tuple[str, str]]:
+        """(slug, name) of the digests on offer."""
+        with Session(self.engine) as session:
+            return [(d.slug, d.name) for d in self.digests(session)]
+
     def offer(self, now: datetime) -> dict[str, object]:
         """What the sign-up form offers: the digests and the tags with their post counts."""
-        with Session(self.engine) as session:
-            digests = [(d.slug, d.name) for d in self.digests(session)]
-        return {"digests": digests, "tags": articles.tags_with_counts(self.engine, now)}
+        return {
+            "digests": self.offer_digests(),
+            "tags": articles.tags_with_counts(self.engine, now),
+        }
 
     def _by_link(self, token: str, purpose: str, now: datetime) -> Subscriber:
         claims = tokens.verify(self.settings.secret, token, purpose, now)

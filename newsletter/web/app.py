@@ -39,12 +39,14 @@ def create_app(
     engine = engine or open_database(settings.database_url)
     mailer = mailer or make_mailer(settings)
     templates = template_environment(settings)
+    service = Subscribers(engine, settings, mailer, templates)
     cache = FeedCache(engine, settings)
     pinger = Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(cache.refresh)
+        await run_in_threadpool(service.offer_digests)  # creates the default digest once
         task = asyncio.create_task(_watch(cache, pinger))
         try:
             yield
@@ -65,7 +67,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.templates = templates
-    app.state.subscribers = Subscribers(engine, settings, mailer, templates)
+    app.state.subscribers = service
     app.state.feed_cache = cache
     app.state.pinger = pinger
 
