@@ -122,8 +122,9 @@ class MailSettings:
 @dataclass(frozen=True)
 class SubscribersSettings:
     confirm_hours: int = field(default=48, metadata={"check": _between(1, 24 * 30)})
-    resend_minutes: int = field(default=10, metadata={"check": _between(0, 24 * 60)})
-    signups_per_ip_per_hour: int = field(default=20, metadata={"check": _between(1, 100000)})
+    confirmations_per_hour: int = field(default=3, metadata={"check": _between(1, 100)})
+    signups_per_ip_per_hour: int = field(default=60, metadata={"check": _between(1, 100000)})
+    signups_per_address_per_hour: int = field(default=10, metadata={"check": _between(1, 1000)})
 
 
 @dataclass(frozen=True)

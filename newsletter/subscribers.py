@@ -99,8 +99,6 @@ class Preferences:
 class Subscribers:
     """Everything a reader does with their subscription."""
 
-    PER_ADDRESS_PER_HOUR = 5
-
     def __init__(
         self, engine: sa.Engine, settings: Settings, mailer: Mailer, templates: Environment
     ) -> None:
@@ -109,8 +107,10 @@ class Subscribers:
         self.mailer = mailer
         self.templates = templates
         self.composer = Composer(settings)
-        self.by_ip = RateLimiter(settings.subscribers.signups_per_ip_per_hour, 3600)
-        self.by_address = RateLimiter(self.PER_ADDRESS_PER_HOUR, 3600)
+        limits = settings.subscribers
+        self.by_ip = RateLimiter(limits.signups_per_ip_per_hour, 3600)
+        self.by_address = RateLimiter(limits.signups_per_address_per_hour, 3600)
+        self.confirmations = RateLimiter(limits.confirmations_per_hour, 3600)
 
     # ------------------------------------------------------------------ sign-up
 
@@ -134,7 +134,7 @@ class Subscribers:
         subscriber_id = await asyncio.to_thread(
             self._register, address, name.strip()[:300], list(digests), list(tags), now
         )
-        if subscriber_id is not None:
+        if subscriber_id is not None and self.confirmations.allow(address):
             await self.send_confirmation(subscriber_id, now)
 
     def _register(
@@ -152,14 +152,12 @@ class Subscribers:
             if subscriber is None:
                 subscriber = Subscriber(email=email, name=name, created_at=now, updated_at=now)
                 session.add(subscriber)
-            elif subscriber.status == SubscriberStatus.pending and subscriber.confirm_sent_at:
-                resend_after = timedelta(minutes=self.settings.subscribers.resend_minutes)
-                if now - subscriber.confirm_sent_at < resend_after:
-                    return None  # one confirmation is on its way already
             subscriber.status = SubscriberStatus.pending
             subscriber.name = name or subscriber.name
             subscriber.updated_at = now
-            subscriber.confirm_nonce = secrets.token_urlsafe(12)
+            # While pending, every confirmation email carries the same link: whichever the
+            # reader opens works (once).
+            subscriber.confirm_nonce = subscriber.confirm_nonce or secrets.token_urlsafe(12)
             subscriber.link_key = subscriber.link_key or secrets.token_urlsafe(12)
             session.flush()
             assert subscriber.id is not None

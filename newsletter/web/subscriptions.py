@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -37,6 +37,13 @@ async def offer(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(_service(request).offer, utcnow())
 
 
+class SignUp(BaseModel):
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=300)
+    digests: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=500)
+
+
 @router.get("/subscribe", response_class=HTMLResponse)
 async def subscribe_page(request: Request) -> Response:
     return form_page(request, "subscribe.html", await offer(request))
@@ -44,6 +51,13 @@ async def subscribe_page(request: Request) -> Response:
 
 @router.post("/subscribe", response_class=HTMLResponse)
 async def subscribe_form(request: Request) -> Response:
+    """The sign-up form; a JSON body here is taken as by /api/v1/subscribe."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = SignUp.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"error": "invalid JSON sign-up", "detail": exc.errors()}, 422)
+        return await subscribe_json(request, body)
     form = await request.form()
     settings = request.app.state.settings
     if not csrf.valid(request, settings.secret, str(form.get("csrf_token") or "")):
@@ -67,13 +81,6 @@ async def subscribe_form(request: Request) -> Response:
         context = {**await offer(request), "error": str(exc), "email": email}
         return form_page(request, "subscribe.html", context, status=status)
     return render(request, "message.html", {"title": "Check your inbox", "message": CHECK_INBOX})
-
-
-class SignUp(BaseModel):
-    email: str = Field(max_length=320)
-    name: str = Field(default="", max_length=300)
-    digests: list[str] = Field(default_factory=list, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=500)
 
 
 @router.post("/api/v1/subscribe", status_code=202)
