@@ -24,6 +24,8 @@ from newsletter import feeds, storage
 from newsletter.config import Settings
 from newsletter.models import Article, ArticleStatus, ArticleView, utcnow
 
+_NONE = (0, feeds.EPOCH)
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -78,11 +80,15 @@ class FeedCache:
             return entry
         return None
 
+    def is_current(self, key: str, entry: Rendered) -> bool:
+        """Whether `entry` still is the feed's current version (no I/O)."""
+        return not self._dirty.is_set() and entry.version == self._versions.get(key, _NONE)[0]
+
     def needs_refresh(self) -> bool:
         return self._dirty.is_set()
 
     def _version_of(self, key: str) -> tuple[int, datetime]:
-        return self._versions.get(key, (0, feeds.EPOCH))
+        return self._versions.get(key, _NONE)
 
     # ------------------------------------------------------------------ database side
 
