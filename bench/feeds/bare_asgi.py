@@ -44,7 +44,14 @@ def main() -> None:
     args = parser.parse_args()
     app = make_app(args.body.read_bytes(), args.content_type)
     # the same call as newsletter.cli.serve
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":
