@@ -198,9 +198,9 @@ def _import_source(
     now = datetime.now(UTC)
     records = importer.read(source, ctx)
     count = source.count()
-    if not sys.stdout.isatty() or (count is not None and count < 200):
+    if not sys.stdout.isatty() or count < 200:
         return articles.import_articles(eng, records, base_url=base_url, now=now)
-    with click.progressbar(length=count or 0, label=source.name, show_pos=True) as bar:
+    with click.progressbar(length=count, label=source.name, show_pos=True) as bar:
         return articles.import_articles(
             eng, records, base_url=base_url, now=now, progress=bar.update
         )

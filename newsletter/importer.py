@@ -296,13 +296,15 @@ class Source:
     kind: str  # json | jsonl | markdown | feed
     data: bytes
 
-    def count(self) -> int | None:
-        """How many records, when cheap to know (for the progress bar)."""
+    def count(self) -> int:
+        """About how many records (for the progress bar), without parsing the source."""
         if self.kind == "jsonl":
-            return sum(1 for line in self.data.splitlines() if line.strip())
+            return sum(1 for line in self.data.split(b"\n") if line.strip())
         if self.kind == "markdown":
             return 1
-        return None
+        if self.kind == "feed":
+            return self.data.count(b"<item") + self.data.count(b"<entry")
+        return self.data.count(b'"title"')  # JSON: one title per article
 
 
 def open_source(location: str, timeout: float = 30.0) -> list[Source]:

@@ -6,6 +6,7 @@ Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -26,6 +27,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("feed_version", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_feed_version_version"), ["version"], unique=False)
+    # The global counter exists from the start, so the first two changes made at once
+    # serialise on its row lock instead of racing to insert it.
+    table = sa.table(
+        "feed_version", sa.column("key"), sa.column("version"), sa.column("changed_at")
+    )
+    op.bulk_insert(table, [{"key": "*", "version": 0, "changed_at": datetime(2000, 1, 1)}])
 
 
 def downgrade() -> None:
