@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,8 @@ def import_articles(
     """
     report = ImportReport()
     pending = 0
+    touched: set[str] = set()
+    last_touch = time.monotonic()
     session = Session(engine)
     try:
         for record in records:
@@ -63,13 +66,20 @@ def import_articles(
                 if isinstance(outcome, RecordError):
                     report.errors.append(outcome)
                 else:
-                    setattr(report, outcome, getattr(report, outcome) + 1)
+                    name, keys = outcome
+                    setattr(report, name, getattr(report, name) + 1)
+                    touched |= keys
                     pending += 1
             if progress:
                 progress(1)
             if pending >= BATCH:
+                # Feeds learn of a long import about once a second, not once a record.
+                if time.monotonic() - last_touch >= 1.0:
+                    storage.touch_feeds(session, touched, now)
+                    touched, last_touch = set(), time.monotonic()
                 session.commit()
                 pending = 0
+        storage.touch_feeds(session, touched, now)
         session.commit()
     finally:
         session.close()
@@ -78,14 +88,22 @@ def import_articles(
 
 def _upsert(
     session: Session, record: ArticleInput, base_url: str, now: datetime, create_only: bool
-) -> str | RecordError:
-    """Returns "created", "updated" or "unchanged", or the error that refused the record."""
+) -> tuple[str, set[str]] | RecordError:
+    """("created" | "updated" | "unchanged", the feeds it touched), or the error that
+    refused the record."""
     where = record.where
     article = storage.article_by_guid(session, record.guid) if record.guid else None
     if article is None and not record.guid:
-        article = storage.article_by_slug(session, record.slug)
+        # Without a guid the slug names the article, but a slug derived from a title names
+        # only an article that was itself made from a guid-less record: another article
+        # that happens to have that slug is not overwritten.
+        by_slug = storage.article_by_slug(session, record.slug)
+        if by_slug is not None and (
+            record.slug_given or by_slug.guid == stable_guid(base_url, record.slug)
+        ):
+            article = by_slug
     if article is not None and (create_only or article.fingerprint == record.fingerprint):
-        return "unchanged"
+        return "unchanged", set()
 
     # A derived slug is fixed once the article exists: editing a title must not move its URL.
     slug = article.slug if article is not None and not record.slug_given else record.slug
@@ -129,8 +147,7 @@ def _upsert(
         article.summary = derive_summary(record.body_html)
     session.flush()
     storage.set_article_tags(session, article, storage.tags_for_names(session, record.tags))
-    storage.touch_feeds(session, touched | storage.feed_keys(session, article), now)
-    return "created" if created else "updated"
+    return ("created" if created else "updated"), touched | storage.feed_keys(session, article)
 
 
 def _free_slug(session: Session, slug: str, except_id: int | None) -> str | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -301,38 +302,56 @@ def feed_keys_of_articles(session: Session, where: sa.ColumnElement[bool]) -> se
     return keys
 
 
-_after_commit: list[Callable[[], None]] = []
+_after_commit: list[weakref.WeakMethod[Callable[[], None]]] = []
 
 
 def on_feeds_touched(callback: Callable[[], None]) -> None:
-    """Call `callback` after each commit in this process that touched feed versions, so a
-    cache in the same process can look at once instead of at its next poll."""
-    _after_commit.append(callback)
+    """Call the bound method `callback` after each commit in this process that touched feed
+    versions, so a cache in the same process can look at once instead of at its next poll.
+    Held weakly: a cache that is gone is not kept alive by this list."""
+    _after_commit[:] = [ref for ref in _after_commit if ref() is not None]
+    _after_commit.append(weakref.WeakMethod(callback))
+
+
+def _notify(_session: Session) -> None:
+    for ref in _after_commit:
+        callback = ref()
+        if callback is not None:
+            callback()
 
 
 def touch_feeds(session: Session, keys: set[str], now: datetime) -> int:
-    """Give every feed in `keys` a new content version (one number for the whole change)."""
+    """Give every feed in `keys` a new content version (one number for the whole change).
+
+    The counter is incremented in the database (UPDATE ... RETURNING), which also takes the
+    write lock on SQLite, so two writers can never hand out the same number. A feed's
+    changed_at (its Last-Modified) moves forward by at least a second per version: HTTP dates
+    have whole seconds, and If-Modified-Since must never hide a change."""
     if not keys:
         return 0
-    counter = session.get(FeedVersion, GLOBAL_KEY, with_for_update=True)
-    if counter is None:
-        counter = FeedVersion(key=GLOBAL_KEY, version=0, changed_at=now)
-        session.add(counter)
-    counter.version += 1
-    counter.changed_at = now
+    stamp = now.replace(microsecond=0)
+    version = session.execute(
+        sa.update(FeedVersion)
+        .where(col(FeedVersion.key) == GLOBAL_KEY)
+        .values(version=col(FeedVersion.version) + 1, changed_at=stamp)
+        .returning(col(FeedVersion.version))
+    ).scalar_one()
     existing = {
         row.key: row
         for row in session.exec(select(FeedVersion).where(col(FeedVersion.key).in_(list(keys))))
     }
     for key in keys:
-        row = existing.get(key) or FeedVersion(key=key, changed_at=now)
-        row.version = counter.version
-        row.changed_at = now
+        row = existing.get(key)
+        if row is None:
+            row = FeedVersion(key=key, version=version, changed_at=stamp)
+        else:
+            row.version = version
+            row.changed_at = max(stamp, row.changed_at + timedelta(seconds=1))
         session.add(row)
     session.flush()
-    for callback in _after_commit:
-        sa.event.listen(session, "after_commit", lambda _s, cb=callback: cb(), once=True)
-    return counter.version
+    if not sa.event.contains(session, "after_commit", _notify):
+        sa.event.listen(session, "after_commit", _notify, once=True)
+    return int(version)
 
 
 def global_version(session: Session) -> int:
