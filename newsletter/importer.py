@@ -127,7 +127,13 @@ def _datetime(raw: Mapping[str, Any], name: str, where: str, tz: tzinfo) -> date
         raise RecordError(where, name, f"expected an ISO 8601 date string, got {value!r:.60}")
     if parsed.tzinfo is None:  # no offset given: the publication's own time zone
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        result = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        result = datetime.min.replace(tzinfo=UTC)
+    if not 1970 <= result.year <= 9000:
+        raise RecordError(where, name, f"{value!s:.40} is outside the years 1970 to 9000")
+    return result
 
 
 def _absolute_url(raw: Mapping[str, Any], name: str, where: str, base: str) -> str | None:
@@ -144,7 +150,14 @@ def _absolute_url(raw: Mapping[str, Any], name: str, where: str, base: str) -> s
     parts = urlsplit(absolute)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RecordError(where, name, f"{value!r:.80} is not an http(s) URL")
+    _limit(where, name, absolute, 2000)
     return absolute
+
+
+def _limit(where: str, name: str, value: str, most: int) -> None:
+    """The column sizes of the schema, checked here so every database refuses alike."""
+    if len(value) > most:
+        raise RecordError(where, name, f"{len(value)} characters, more than the {most} allowed")
 
 
 def _author(raw: Mapping[str, Any], where: str) -> AuthorInput | None:
@@ -155,7 +168,7 @@ def _author(raw: Mapping[str, Any], where: str) -> AuthorInput | None:
         value = {"name": value}
     if not isinstance(value, dict):
         raise RecordError(where, "author", "expected a name or {name, slug, bio, url}")
-    unknown = sorted(set(value) - AUTHOR_FIELDS)
+    unknown = sorted(str(key) for key in set(value) - AUTHOR_FIELDS)
     if unknown:
         raise RecordError(
             where, "author", f"unknown field {unknown[0]!r}; allowed: name, slug, bio, url"
@@ -166,7 +179,9 @@ def _author(raw: Mapping[str, Any], where: str) -> AuthorInput | None:
         raise RecordError(where, "author", "has no name")
     slug = slug.strip() if slug else slugify(name)
     if not _SLUG.fullmatch(slug):
-        raise RecordError(where, "author.slug", f"{slug!r} is not a lowercase slug")
+        raise RecordError(where, "author.slug", f"{slug!r:.80} is not a lowercase slug")
+    _limit(where, "author.slug", slug, 200)
+    _limit(where, "author.name", name, 300)
     bio = _text(value, "bio", where)
     url = _absolute_url(value, "url", where, "")
     return AuthorInput(slug=slug, name=name or slug, bio=plain_text(bio) if bio else None, url=url)
@@ -183,6 +198,7 @@ def _tags(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
     names: dict[str, str] = {}
     for tag in value:
         name = plain_text(tag)
+        _limit(where, "tags", name, 200)
         if name and slugify(name):
             names.setdefault(slugify(name), name)  # "Korea" and "korea" are one tag
     return tuple(names.values())
@@ -192,19 +208,21 @@ def validate(raw: Mapping[str, Any], where: str, ctx: ImportContext) -> ArticleI
     """Check and normalise one record. Raises RecordError naming the field and the reason."""
     if not isinstance(raw, Mapping):
         raise RecordError(where, None, f"expected an object with article fields, got {raw!r:.60}")
-    unknown = sorted(set(raw) - FIELDS)
+    unknown = sorted(str(key) for key in set(raw) - FIELDS)  # YAML keys may be numbers
     if unknown:
         raise RecordError(where, unknown[0], "unknown field; allowed: " + ", ".join(sorted(FIELDS)))
 
     title = plain_text(_text(raw, "title", where) or "")
     if not title:
         raise RecordError(where, "title", "missing or empty")
+    _limit(where, "title", title, 1000)
 
     guid = _text(raw, "guid", where)
     if guid is not None:
         guid = guid.strip()
         if not guid or has_forbidden_chars(guid):
             raise RecordError(where, "guid", f"{guid!r:.80} is empty or has control characters")
+        _limit(where, "guid", guid, 2000)
 
     url = _absolute_url(raw, "url", where, ctx.base_url)
     body = _text(raw, "body", where)

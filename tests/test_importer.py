@@ -986,3 +986,54 @@ def test_naive_date_is_read_in_the_site_timezone(
     with Session(engine) as session:
         row = session.exec(select(Article).where(Article.guid == "tz-1")).one()
         assert row.published_at == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        ({"guid": "x", "title": "T" * 1001}, "title", "1001 characters, more than the 1000"),
+        ({"guid": "g" * 2001, "title": "T"}, "guid", "more than the 2000 allowed"),
+        (
+            {"guid": "x", "title": "T", "url": "https://example.org/" + "a" * 2000},
+            "url",
+            "more than the 2000 allowed",
+        ),
+        ({"guid": "x", "title": "T", "author": "N" * 301}, "author.name", "more than the 300"),
+        (
+            {"guid": "x", "title": "T", "published_at": "0001-01-01T00:00:00+01:00"},
+            "published_at",
+            "outside the years",
+        ),
+        (
+            {"guid": "x", "title": "T", "updated_at": "9999-12-31T23:59:59-05:00"},
+            "updated_at",
+            "outside the years",
+        ),
+    ],
+)
+def test_values_too_long_or_dates_out_of_range_are_refused_alike_on_every_database(
+    engine: sa.Engine,
+    settings: Settings,
+    tmp_path: Path,
+    record: dict[str, object],
+    field: str,
+    reason: str,
+) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps({"guid": "ok", "title": "Fine"}) + "\n")
+    report = import_path(engine, settings, path)
+    assert report.created == 1
+    [error] = report.errors
+    assert (error.where, error.field) == (f"{path}:1", field)
+    assert reason in error.reason
+
+
+def test_front_matter_with_a_numeric_key_is_a_clear_error(
+    engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "odd.md"
+    path.write_text("---\ntitle: Odd\n2024: yes\n---\nBody\n")
+    report = import_path(engine, settings, path)
+    [error] = report.errors
+    assert error.field == "2024"
+    assert error.where == f"{path}:3"
