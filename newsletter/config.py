@@ -8,6 +8,7 @@ key, the value and what is allowed, so the service refuses to start rather than 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import secrets
@@ -185,15 +186,25 @@ class Settings:
     def base_url(self) -> str:
         return self.site.base_url.rstrip("/")
 
-    @property
+    @functools.cached_property
     def secret(self) -> bytes:
         """The signing secret; an empty setting reads (or creates) root/.secret_key."""
         if self.security.secret_key:
             return self.security.secret_key.encode()
         path = self.root / SECRET_FILE
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(32) + "\n")
-            path.chmod(0o600)
+            # Written privately under another name, then linked into place: two processes
+            # starting at once agree on one secret and nobody reads a half-written file.
+            temporary = path.with_name(f"{SECRET_FILE}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32) + "\n")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass
+            finally:
+                temporary.unlink()
         return path.read_text().strip().encode()
 
 

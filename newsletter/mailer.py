@@ -55,7 +55,12 @@ class DeliveryError(NewsletterError):
 
 
 class PermanentFailure(DeliveryError):
-    """The server refused the recipient for good (5xx)."""
+    """The server refused the recipient for good (5xx to RCPT TO): suppress the address."""
+
+
+class MessageRefused(DeliveryError):
+    """The server refused the sender or the message itself (5xx to MAIL FROM or DATA): a
+    problem of ours, not of the recipient, so the address is not suppressed."""
 
 
 class TemporaryFailure(DeliveryError):
@@ -236,8 +241,12 @@ class SmtpMailer:
             self._open.discard(smtp)
         smtp = aiosmtplib.SMTP(**self.options)  # type: ignore[arg-type]
         await smtp.connect()
-        if self.login:
-            await smtp.login(*self.login)
+        try:
+            if self.login:
+                await smtp.login(*self.login)
+        except BaseException:
+            smtp.close()
+            raise
         self._open.add(smtp)
         return smtp
 
@@ -247,16 +256,26 @@ class SmtpMailer:
                 smtp = await self._connection()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise TemporaryFailure(envelope.recipient, None, f"cannot connect: {exc}") from None
-            healthy = True
+            # Only a connection whose transaction ended with an answer goes back to the pool;
+            # one left mid-transaction (cancelled, dropped) would hand its replies to the next.
+            healthy = False
             try:
                 await smtp.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
+                healthy = True
             except aiosmtplib.SMTPRecipientsRefused as exc:
+                healthy = True
                 refused = exc.recipients[0]
-                raise _failure(envelope.recipient, refused.code, refused.message) from None
+                kind: type[DeliveryError] = (
+                    PermanentFailure if 500 <= refused.code < 600 else TemporaryFailure
+                )
+                raise kind(envelope.recipient, refused.code, refused.message) from None
             except aiosmtplib.SMTPResponseException as exc:
-                raise _failure(envelope.recipient, exc.code, exc.message) from None
+                healthy = True
+                refusal: type[DeliveryError] = (
+                    MessageRefused if 500 <= exc.code < 600 else TemporaryFailure
+                )
+                raise refusal(envelope.recipient, exc.code, exc.message) from None
             except (aiosmtplib.SMTPException, OSError) as exc:
-                healthy = False
                 raise TemporaryFailure(envelope.recipient, None, str(exc)) from None
             finally:
                 if healthy and smtp.is_connected:
@@ -272,11 +291,6 @@ class SmtpMailer:
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
         self._open.clear()
-
-
-def _failure(recipient: str, code: int, message: str) -> DeliveryError:
-    kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-    return kind(recipient, code, message)
 
 
 def make_mailer(settings: Settings) -> Mailer:

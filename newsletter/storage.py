@@ -396,10 +396,14 @@ def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, Suppr
 
 
 def suppress(session: Session, email: str, reason: str, detail: str, now: datetime) -> None:
-    """Record that `email` must not be mailed again (the first reason stays)."""
-    if session.get(Suppression, email) is None:
+    """Record that `email` must not be mailed again. The first reason stays, except that a
+    bounce or complaint replaces an unsubscribe: those are the ones no sign-up may undo."""
+    row = session.get(Suppression, email)
+    if row is None:
         session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
-        session.flush()
+    elif row.reason == "unsubscribed" and reason in ("bounced", "complained"):
+        row.reason, row.detail, row.created_at = reason, detail, now
+    session.flush()
 
 
 def lift_suppression(session: Session, email: str) -> None:

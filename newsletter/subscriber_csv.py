@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -21,6 +21,7 @@ from newsletter import storage
 from newsletter.errors import InvalidInputError, SourceError
 from newsletter.models import SUPPRESSING, Subscriber, SubscriberStatus, Subscription
 from newsletter.subscribers import DEFAULT_DIGEST, normalize_email
+from newsletter.text import plain_text
 
 COLUMNS = ("email", "name", "status", "digests", "tags", "created_at")
 BATCH = 1000
@@ -56,8 +57,8 @@ class Row:
     email: str
     name: str
     status: SubscriberStatus
-    digests: tuple[int, ...]
-    tags: str
+    digests: tuple[int, ...]  # empty: not given (new subscribers get the default digest)
+    tags: str | None  # None: not given (existing subscribers keep theirs)
     created_at: datetime | None
 
 
@@ -103,13 +104,15 @@ class _Parser:
                 raise InvalidInputError(f"created_at: {text!r} is not an ISO 8601 date") from None
             if created_at.tzinfo is None:
                 created_at = created_at.replace(tzinfo=UTC)
+            if not 1970 <= created_at.year <= 9000:
+                raise InvalidInputError(f"created_at: {text!r} is outside the years 1970 to 9000")
         return Row(
             line=line,
             email=email,
-            name=(record.get("name") or "").strip()[:300],
+            name=plain_text(record.get("name") or "")[:300],
             status=status,
-            digests=tuple(self.digests[d] for d in digests) or self.default,
-            tags=" ".join(sorted(set(tags))),
+            digests=tuple(self.digests[d] for d in digests),
+            tags=" ".join(sorted(set(tags))) if (record.get("tags") or "").strip() else None,
             created_at=created_at,
         )
 
@@ -117,7 +120,14 @@ class _Parser:
 def import_csv(engine: sa.Engine, stream: TextIO, now: datetime) -> CsvReport:
     """Import subscribers from CSV text. Raises SourceError for a missing or wrong header."""
     reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except UnicodeDecodeError:
+        raise SourceError(
+            "the file is not UTF-8 text; save it as UTF-8 and import it again"
+        ) from None
+    except csv.Error as exc:
+        raise SourceError(f"the header row is not readable as CSV: {exc}") from None
     if "email" not in header:
         raise SourceError("the CSV needs a header row with at least an 'email' column")
     unknown = [c for c in header if c not in COLUMNS]
@@ -136,7 +146,7 @@ def import_rows(
     with Session(engine) as session:
         parser = _Parser(session)
         batch: list[Row] = []
-        for number, item in enumerate(records, start=2):
+        for number, item in enumerate(_guarded(records), start=2):
             line, record = item if isinstance(item, tuple) else (number, item)
             if None in record:  # more fields than the header has
                 report.errors.append(RowError(line, "more fields than the header names"))
@@ -146,13 +156,37 @@ def import_rows(
             except InvalidInputError as exc:
                 report.errors.append(RowError(line, str(exc)))
             if len(batch) >= BATCH:
-                _store(session, batch, report, now)
+                _store(session, batch, report, now, parser.default)
                 batch = []
-        _store(session, batch, report, now)
+        _store(session, batch, report, now, parser.default)
     return report
 
 
-def _store(session: Session, rows: list[Row], report: CsvReport, now: datetime) -> None:
+def _guarded(records: Iterable[Any]) -> Iterator[Any]:
+    """The records, with a broken file turned into a SourceError that says where."""
+    line = 1
+    iterator = iter(records)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise SourceError(
+                f"after line {line}: the file is not UTF-8 text; save it as UTF-8 and import "
+                "it again (the rows before this line were imported)"
+            ) from None
+        except csv.Error as exc:
+            raise SourceError(
+                f"after line {line}: not readable as CSV: {exc} (the rows before were imported)"
+            ) from None
+        line = item[0] if isinstance(item, tuple) else line + 1
+        yield item
+
+
+def _store(
+    session: Session, rows: list[Row], report: CsvReport, now: datetime, default: tuple[int, ...]
+) -> None:
     """Write one batch: a few queries for the whole batch, not a few per row."""
     if not rows:
         return
@@ -174,7 +208,8 @@ def _store(session: Session, rows: list[Row], report: CsvReport, now: datetime) 
                 report.created += 1
             new[row.email] = row  # a later line for the same address wins
             continue
-        if _update(session, subscriber, row, current.get(subscriber.id or 0, {}), now):
+        mine = current.get(subscriber.id or 0, {})
+        if _update(session, subscriber, row, mine, now, default):
             report.updated += 1
         else:
             report.unchanged += 1
@@ -198,9 +233,9 @@ def _store(session: Session, rows: list[Row], report: CsvReport, now: datetime) 
         session.execute(
             sa.insert(Subscription),
             [
-                {"subscriber_id": ids[email], "digest_id": digest, "tags": row.tags}
+                {"subscriber_id": ids[email], "digest_id": digest, "tags": row.tags or ""}
                 for email, row in new.items()
-                for digest in row.digests
+                for digest in row.digests or default
             ],
         )
     session.commit()
@@ -208,7 +243,12 @@ def _store(session: Session, rows: list[Row], report: CsvReport, now: datetime) 
 
 
 def _update(
-    session: Session, subscriber: Subscriber, row: Row, current: dict[int, str], now: datetime
+    session: Session,
+    subscriber: Subscriber,
+    row: Row,
+    current: dict[int, str],
+    now: datetime,
+    default: tuple[int, ...],
 ) -> bool:
     """Bring an existing subscriber in line with the row; False when nothing changes.
     An active subscriber stays active (no new confirmation); pending becomes active only
@@ -218,7 +258,9 @@ def _update(
         row.status == SubscriberStatus.active and status == SubscriberStatus.pending
     ):
         status = row.status
-    wanted = {d: row.tags for d in row.digests}
+    # A column left out or empty keeps what the subscriber chose.
+    tags = row.tags if row.tags is not None else next(iter(current.values()), "")
+    wanted = {d: tags for d in row.digests or tuple(current) or default}
     name = row.name or subscriber.name
     if (status, name, current) == (subscriber.status, subscriber.name, wanted):
         return False

@@ -7,6 +7,7 @@ Database work is synchronous (run it in a thread from async code); sending is as
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+import idna
 import sqlalchemy as sa
 from jinja2 import Environment
 from sqlmodel import Session
@@ -25,10 +27,13 @@ from newsletter.config import Settings
 from newsletter.errors import InvalidInputError, NewsletterError, NotFoundError
 from newsletter.mailer import Composer, Letter, Mailer, PermanentFailure
 from newsletter.models import SUPPRESSING, Digest, Subscriber, SubscriberStatus, utcnow
+from newsletter.text import plain_text
 
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 DEFAULT_DIGEST = "digest"
+_NEVER_AGAIN = frozenset({SubscriberStatus.bounced, SubscriberStatus.complained})
+log = logging.getLogger(__name__)
 
 
 class RateLimited(NewsletterError):
@@ -47,9 +52,14 @@ def normalize_email(raw: str) -> str:
     if not local or len(local) > 64 or not _LOCAL.fullmatch(local):
         raise InvalidInputError(f"email: {raw!r:.80} has an invalid part before the @")
     try:
-        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        # IDNA 2008 with UTS 46 mapping, non-transitional: straße.de stays straße.de
+        # (xn--strae-oqa.de) instead of turning into another domain, strasse.de.
+        ascii_domain = idna.encode(domain.rstrip("."), uts46=True, transitional=False).decode()
+    except (idna.IDNAError, UnicodeError):
         raise InvalidInputError(f"email: {raw!r:.80} has an invalid domain") from None
+    ascii_domain = ascii_domain.lower()
+    if len(local) + 1 + len(ascii_domain) > 254:
+        raise InvalidInputError(f"email: {raw!r:.80} is longer than 254 characters")
     labels = ascii_domain.split(".")
     if (
         len(labels) < 2
@@ -70,6 +80,11 @@ class RateLimiter:
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
+        if len(self._events) > 10_000:  # forget keys whose window has passed
+            for stale in [
+                k for k, v in self._events.items() if not v or v[-1] <= now - self.seconds
+            ]:
+                del self._events[stale]
         events = self._events[key]
         while events and events[0] <= now - self.seconds:
             events.popleft()
@@ -132,10 +147,20 @@ class Subscribers:
         if not self.by_address.allow(address):
             raise RateLimited("too many sign-ups for this address; try again in an hour")
         subscriber_id = await asyncio.to_thread(
-            self._register, address, name.strip()[:300], list(digests), list(tags), now
+            self._register_retrying, address, plain_text(name)[:300], list(digests), list(tags), now
         )
         if subscriber_id is not None and self.confirmations.allow(address):
             await self.send_confirmation(subscriber_id, now)
+
+    def _register_retrying(
+        self, email: str, name: str, digests: list[str], tags: list[str], now: datetime
+    ) -> int | None:
+        """_register, once more if a simultaneous sign-up of the same address (a double
+        click) inserted the row first."""
+        try:
+            return self._register(email, name, digests, tags, now)
+        except sa.exc.IntegrityError:
+            return self._register(email, name, digests, tags, now)
 
     def _register(
         self, email: str, name: str, digests: list[str], tags: list[str], now: datetime
@@ -145,7 +170,9 @@ class Subscribers:
             wanted = self._choices(session, digests, tags)
             subscriber = storage.subscriber_by_email(session, email)
             suppressed = storage.suppressions_for(session, [email]).get(email)
-            if suppressed is not None and suppressed.reason != SubscriberStatus.unsubscribed:
+            if (suppressed is not None and suppressed.reason != SubscriberStatus.unsubscribed) or (
+                subscriber is not None and subscriber.status in _NEVER_AGAIN
+            ):
                 return None  # bounced or complained: never mail it, say nothing
             if subscriber is not None and subscriber.status == SubscriberStatus.active:
                 return None  # already subscribed: nothing changes
@@ -288,7 +315,9 @@ class Subscribers:
             if subscriber.confirm_nonce != claims.nonce:
                 raise tokens.TokenError("used", "This confirmation link was already used.")
             suppressed = storage.suppressions_for(session, [subscriber.email]).get(subscriber.email)
-            if suppressed is not None and suppressed.reason != SubscriberStatus.unsubscribed:
+            if (
+                suppressed is not None and suppressed.reason != SubscriberStatus.unsubscribed
+            ) or subscriber.status in _NEVER_AGAIN:
                 raise tokens.TokenError("used", "This address cannot be subscribed.")
             subscriber.status = SubscriberStatus.active
             subscriber.confirmed_at = now

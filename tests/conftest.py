@@ -65,7 +65,8 @@ def client(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
 
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. Recipients
-    containing "bounce" get 550, containing "later" get 451."""
+    containing "bounce" get 550, containing "later" get 451; a message to a recipient
+    containing "spamfilter" is refused at DATA with 554."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
@@ -81,6 +82,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if any("spamfilter" in rcpt for rcpt in envelope.rcpt_tos):
+            return "554 5.7.1 Message rejected as spam"
         data = envelope.original_content or envelope.content
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), data))
         self.messages.append(

@@ -507,3 +507,20 @@ def test_cached_feed_requests_run_no_query(settings: Settings, stocked: sa.Engin
             assert client.get(path).status_code == 200
     assert statements == []
     client.close()
+
+
+def test_if_modified_since_never_hides_a_change_made_in_the_same_second(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    first = client.get("/tags/trade/feed.atom")
+    store(stocked, settings, record(6, tags=["Trade"]))
+    second = client.get(
+        "/tags/trade/feed.atom", headers={"If-Modified-Since": first.headers["last-modified"]}
+    )
+    assert second.status_code == 200
+    assert "Story 6" in second.text
+    assert second.headers["last-modified"] != first.headers["last-modified"]
+    again = client.get(
+        "/tags/trade/feed.atom", headers={"If-Modified-Since": second.headers["last-modified"]}
+    )
+    assert again.status_code == 304

@@ -201,3 +201,27 @@ def test_unreachable_smtp_server_is_a_temporary_failure(tmp_path: Path) -> None:
     envelope = Composer(settings_for(tmp_path)).compose(letter(), NOW)
     with pytest.raises(TemporaryFailure, match="cannot connect"):
         asyncio.run(mailer.send(envelope))
+
+
+def test_refusal_of_the_message_is_not_a_refusal_of_the_recipient(
+    tmp_path: Path, smtp_sink: tuple[SmtpSink, int]
+) -> None:
+    from newsletter.mailer import MessageRefused
+
+    _sink, port = smtp_sink
+    mailer = SmtpMailer("127.0.0.1", port, "none", pool_size=1, timeout=10)
+    envelope = Composer(settings_for(tmp_path)).compose(letter("spamfilter@example.org"), NOW)
+
+    async def run() -> Exception | None:
+        try:
+            await mailer.send(envelope)
+        except Exception as exc:
+            return exc
+        finally:
+            await mailer.close()
+        return None
+
+    refused = asyncio.run(run())
+    assert isinstance(refused, MessageRefused)
+    assert not isinstance(refused, PermanentFailure)
+    assert refused.code == 554

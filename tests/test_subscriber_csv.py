@@ -195,3 +195,26 @@ def test_no_suppressed_address_is_ever_active(engine: sa.Engine) -> None:
             )
         ).all()
     assert [(s.status, p.reason) for s, p in rows] == [("complained", "complained")]
+
+
+def test_columns_left_out_keep_what_subscribers_chose(engine: sa.Engine, tmp_path: Path) -> None:
+    from newsletter.config import Settings
+    from tests.test_feeds_http import record, store
+
+    store(engine, Settings(root=tmp_path), record(1, tags=["Trade"]))
+    load(engine, "email,tags\nkeep@example.org,trade\n")
+    load(engine, "email,name\nkeep@example.org,Renamed\n")
+    with Session(engine) as session:
+        found = storage.subscriber_by_email(session, "keep@example.org")
+        assert found is not None and found.name == "Renamed"
+        assert list(storage.subscriptions_of(session, found.id or 0).values()) == ["trade"]
+
+
+def test_a_file_that_is_not_utf8_is_refused_clearly(engine: sa.Engine, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("email,name\nx@example.org,Jos\xe9\n".encode("latin-1"))
+    with (
+        path.open(newline="", encoding="utf-8") as stream,
+        pytest.raises(SourceError, match="not UTF-8 text"),
+    ):
+        import_csv(engine, stream, NOW)

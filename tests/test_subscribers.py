@@ -337,3 +337,84 @@ def test_json_posted_to_the_form_address_is_a_json_sign_up(
     assert response.status_code == 202
     assert [m["To"] for m in sink.messages] == ["json@example.org"]
     assert client.post("/subscribe", json={"mail": "x"}).status_code == 422
+
+
+def test_names_with_line_breaks_or_control_characters_are_cleaned(
+    site: tuple[TestClient, SmtpSink], engine: sa.Engine
+) -> None:
+    client, sink = site
+    response = client.post(
+        "/api/v1/subscribe",
+        json={"email": "odd@example.org", "name": "Dewi\r\nBcc: x@evil.test\u2028\x00 Lestari"},
+    )
+    assert response.status_code == 202
+    assert subscriber(engine, "odd@example.org").name == "Dewi Bcc: x@evil.test Lestari"
+    [message] = sink.messages
+    assert message["To"] == '"Dewi Bcc: x@evil.test Lestari" <odd@example.org>'
+    assert message["Bcc"] is None
+
+
+def test_mail_server_down_gives_a_clear_answer_and_keeps_the_sign_up(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    from tests.helpers import free_port
+
+    mailer = SmtpMailer("127.0.0.1", free_port(), "none", timeout=2)
+    with TestClient(create_app(settings, engine, mailer), base_url=settings.base_url) as client:
+        response = client.post("/api/v1/subscribe", json={"email": "wait@example.org"})
+        assert response.status_code == 503
+        assert "try again in a few minutes" in response.json()["error"]
+        page = sign_up(client, "wait2@example.org")
+        assert "could not send the confirmation email" in page
+    assert subscriber(engine, "wait@example.org").status == "pending"
+
+
+def test_refused_message_does_not_suppress_the_reader(
+    site: tuple[TestClient, SmtpSink], engine: sa.Engine
+) -> None:
+    client, _sink = site
+    response = client.post("/api/v1/subscribe", json={"email": "spamfilter@example.org"})
+    assert response.status_code == 503
+    assert subscriber(engine, "spamfilter@example.org").status == "pending"
+    with Session(engine) as session:
+        assert session.get(Suppression, "spamfilter@example.org") is None
+
+
+def test_a_bounce_after_unsubscribing_keeps_the_address_from_signing_up_again(
+    site: tuple[TestClient, SmtpSink], engine: sa.Engine
+) -> None:
+    from newsletter import subscribers as service
+
+    client, sink = site
+    sign_up(client, "gone@example.org")
+    client.get(links(sink.messages[0])["confirm"])
+    client.post(links(sink.messages[0])["unsubscribe"])
+    service.suppress(engine, "gone@example.org", "bounced")
+    with Session(engine) as session:
+        row = session.get(Suppression, "gone@example.org")
+        assert row is not None and row.reason == "bounced"
+    sign_up(client, "gone@example.org")
+    assert len(sink.messages) == 1
+
+
+def test_simultaneous_sign_ups_of_one_address_all_succeed(
+    site: tuple[TestClient, SmtpSink], engine: sa.Engine
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, _sink = site
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(
+                lambda _: client.post("/api/v1/subscribe", json={"email": "twice@example.org"}),
+                range(8),
+            )
+        )
+    assert {c.status_code for c in codes} == {202}
+    assert subscriber(engine, "twice@example.org").status == "pending"
+
+
+def test_idna_2008_keeps_sharp_s_domains_apart() -> None:
+    assert normalize_email("a@straße.de") == "a@xn--strae-oqa.de"
+    with pytest.raises(InvalidInputError, match="longer than 254"):
+        normalize_email("a" * 64 + "@" + ".".join(["ü" * 20] * 7) + ".de")

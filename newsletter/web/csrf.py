@@ -39,4 +39,4 @@ def valid(request: Request, secret: bytes, submitted: str | None) -> bool:
     cookie = request.cookies.get(COOKIE)
     if not cookie or not submitted:
         return False
-    return hmac.compare_digest(_expected(secret, cookie), submitted)
+    return hmac.compare_digest(_expected(secret, cookie).encode(), submitted.encode())

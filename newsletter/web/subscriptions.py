@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from newsletter.errors import InvalidInputError
+from newsletter.mailer import DeliveryError
 from newsletter.models import utcnow
 from newsletter.subscribers import RateLimited, Subscribers
 from newsletter.tokens import TokenError
@@ -18,6 +20,11 @@ from newsletter.web import csrf
 from newsletter.web.templating import form_page, render
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+MAIL_DOWN = (
+    "We could not send the confirmation email just now. Nothing is lost: please try again "
+    "in a few minutes."
+)
 CHECK_INBOX = (
     "Thank you. If this address can receive our newsletter, a message is on its way: "
     "follow the link in it to confirm your subscription."
@@ -80,6 +87,10 @@ async def subscribe_form(request: Request) -> Response:
         status = 429 if isinstance(exc, RateLimited) else 400
         context = {**await offer(request), "error": str(exc), "email": email}
         return form_page(request, "subscribe.html", context, status=status)
+    except DeliveryError as exc:
+        log.error("confirmation email not sent: %s", exc)
+        context = {**await offer(request), "error": MAIL_DOWN, "email": email}
+        return form_page(request, "subscribe.html", context, status=503)
     return render(request, "message.html", {"title": "Check your inbox", "message": CHECK_INBOX})
 
 
@@ -92,6 +103,9 @@ async def subscribe_json(request: Request, body: SignUp) -> Response:
         )
     except RateLimited as exc:
         return JSONResponse({"error": str(exc)}, status_code=429)
+    except DeliveryError as exc:
+        log.error("confirmation email not sent: %s", exc)
+        return JSONResponse({"error": MAIL_DOWN}, status_code=503)
     except InvalidInputError as exc:
         field, _, message = str(exc).partition(": ")
         return JSONResponse({"error": str(exc), "field": field, "detail": message}, 400)
