@@ -228,10 +228,6 @@ def upsert_tag(session: Session, slug: str, name: str, description: str) -> Tag:
     return tag
 
 
-def article_count(session: Session) -> int:
-    return session.exec(select(sa.func.count()).select_from(Article)).one()
-
-
 def tag_by_slug(session: Session, slug: str) -> Tag | None:
     return session.exec(select(Tag).where(Tag.slug == slug)).first()
 

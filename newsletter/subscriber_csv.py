@@ -32,9 +32,6 @@ class RowError:
     line: int
     reason: str
 
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
 
 @dataclass
 class CsvReport:

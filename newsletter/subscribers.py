@@ -424,7 +424,7 @@ def add(
     }
     report = import_rows(engine, [record], now)
     if report.errors:
-        raise InvalidInputError(str(report.errors[0]).split(": ", 1)[1])
+        raise InvalidInputError(report.errors[0].reason)
     if report.suppressed:
         with Session(engine) as session:
             reason = storage.suppressions_for(session, [address])[address].reason
