@@ -6,14 +6,7 @@ package (pyproject.toml force-includes them), so both places are tried.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-if TYPE_CHECKING:
-    from newsletter.config import Settings
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -31,23 +24,3 @@ def templates_dir() -> Path:
 
 def sample_config_path() -> Path:
     return _find("config.toml")
-
-
-def template_environment(settings: Settings) -> Environment:
-    """Jinja2 for pages and emails: .html autoescaped, .txt not; dates in the site's zone."""
-    env = Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(["html", "xml"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    tz = settings.site.tz
-
-    def localdate(value: datetime | None, fmt: str = "%-d %B %Y") -> str:
-        """A UTC datetime shown in the publication's time zone."""
-        return value.astimezone(tz).strftime(fmt) if value else ""
-
-    env.filters["localdate"] = localdate
-    env.globals["site"] = settings.site
-    env.globals["base_url"] = settings.base_url
-    return env

@@ -15,15 +15,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from newsletter.errors import InvalidInputError
+from newsletter.errors import TokenError
 
-
-class TokenError(InvalidInputError):
-    """The link is not valid: `kind` is "tampered", "expired", "used" or "wrong purpose"."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+__all__ = ["Claims", "TokenError", "sign", "verify"]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from newsletter import database
+from newsletter.storage import database
 from newsletter.config import DatabaseSettings, Settings, SiteSettings
 from newsletter.web import create_app
 

@@ -17,33 +17,26 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from newsletter import articles, importer
+from newsletter import articles
 from newsletter.config import Settings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def context(settings: Settings) -> importer.ImportContext:
-    return importer.ImportContext(
-        base_url=settings.base_url,
-        timezone=settings.site.tz,
-        max_body_bytes=settings.articles.max_body_bytes,
-    )
+def context(settings: Settings) -> articles.ImportContext:
+    return articles.ImportContext.from_settings(settings)
 
 
 def import_path(
     engine: sa.Engine, settings: Settings, path: Path | str, now: datetime = NOW
 ) -> articles.ImportReport:
-    """Import every source at `path` the way `newsletter articles import` does."""
+    """Import every source at `path` through the use case `newsletter articles import` calls."""
     total = articles.ImportReport()
-    for source in importer.open_source(str(path)):
-        report = articles.import_articles(
-            engine, importer.read(source, context(settings)), base_url=settings.base_url, now=now
-        )
-        total.created += report.created
-        total.updated += report.updated
-        total.unchanged += report.unchanged
-        total.errors += report.errors
+    for outcome in articles.import_locations(engine, context(settings), [str(path)], now):
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.report is not None
+        total.add(outcome.report)
     return total
 
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from newsletter import database
+from newsletter.storage import database
 from newsletter.cli import main
 from tests.helpers import serving
 

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from newsletter import articles, importer
+from newsletter import articles
 from newsletter.config import Settings
 from tests.helpers import NOW, context
 
 
 def add(engine: sa.Engine, settings: Settings, *records: dict[str, object]) -> None:
-    parsed = [importer.validate(r, f"test#{n}", context(settings)) for n, r in enumerate(records)]
+    parsed = [articles.validate(r, f"test#{n}", context(settings)) for n, r in enumerate(records)]
     report = articles.import_articles(engine, parsed, base_url=settings.base_url, now=NOW)
     assert not report.errors
 

@@ -27,8 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.config import DatabaseSettings, Settings
-from newsletter.database import open_database
-from newsletter.feed_cache import FeedCache, FeedRef
+from newsletter.storage.database import open_database
+from newsletter.feeds.cache import FeedCache
+from newsletter.feeds.specs import FeedRef
 from newsletter.models import Article, ArticleStatus, ArticleTag, Author, Tag
 
 TAGS = 1_000

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
 
-from newsletter import articles, importer, storage
+from newsletter import articles
 from newsletter.config import Settings
 
 DATA = Path(__file__).resolve().parent / "articles.json"
@@ -24,17 +23,8 @@ DATA = Path(__file__).resolve().parent / "articles.json"
 def load(engine: sa.Engine, settings: Settings, now: datetime) -> articles.ImportReport:
     data: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
     authors = {a["slug"]: a for a in data["authors"]}
-    with Session(engine) as session:
-        for a in data["authors"]:
-            storage.upsert_author(session, a["slug"], a["name"], a["bio"], a.get("url"))
-        for t in data["tags"]:
-            storage.upsert_tag(session, t["slug"], t["name"], t.get("description", ""))
-        session.commit()
-    ctx = importer.ImportContext(
-        base_url=settings.base_url,
-        timezone=settings.site.tz,
-        max_body_bytes=settings.articles.max_body_bytes,
-    )
+    articles.define_authors_and_tags(engine, data["authors"], data["tags"], now)
+    ctx = articles.ImportContext.from_settings(settings)
     # Whole minutes, so that two loads in the same run agree to the second.
     anchor = now.replace(second=0, microsecond=0)
     records = []
@@ -42,7 +32,7 @@ def load(engine: sa.Engine, settings: Settings, now: datetime) -> articles.Impor
         record = {k: v for k, v in item.items() if k != "age_hours"}
         record["published_at"] = (anchor - timedelta(hours=item["age_hours"])).isoformat()
         record["author"] = {"name": authors[item["author"]]["name"], "slug": item["author"]}
-        records.append(importer.validate(record, f"demo#{number}", ctx))
+        records.append(articles.validate(record, f"demo#{number}", ctx))
     return articles.import_articles(
         engine, records, base_url=settings.base_url, now=now, create_only=True
     )

@@ -1,4 +1,4 @@
-"""Application wiring: one place that builds the engine, caches, templates and routes."""
+"""The ASGI application: routes over the services built by newsletter.services."""
 
 from __future__ import annotations
 
@@ -14,21 +14,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from newsletter import services as composition
 from newsletter.config import Settings
-from newsletter.database import open_database
-from newsletter.errors import NotFoundError
-from newsletter.feed_cache import FeedCache
-from newsletter.feeds import FORMATS
-from newsletter.mailer import Mailer, make_mailer
-from newsletter.resources import template_environment
-from newsletter.subscribers import Subscribers
+from newsletter.errors import NotFoundError, TokenError
+from newsletter.feeds.cache import FeedCache
+from newsletter.feeds.render import FORMATS
+from newsletter.feeds.websub import Pinger
+from newsletter.mail import Mailer
 from newsletter.web import pages, subscriptions
 from newsletter.web.feeds import FeedRoutes
 from newsletter.web.templating import render
-from newsletter.websub import Pinger
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25  # how soon a change made by another process shows in feeds
+LINK_TITLES = {"expired": "This link has expired", "used": "This link was already used"}
 
 
 def create_app(
@@ -36,27 +35,20 @@ def create_app(
 ) -> ASGIApp:
     """The whole HTTP service. Opens (and migrates) the database unless `engine` is given;
     sends mail with the configured transport unless `mailer` is given."""
-    engine = engine or open_database(settings.database_url)
-    mailer = mailer or make_mailer(settings)
-    templates = template_environment(settings)
-    service = Subscribers(engine, settings, mailer, templates)
-    cache = FeedCache(engine, settings)
-    pinger = Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None
+    services = composition.build(settings, engine, mailer)
+    cache = services.feed_cache
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(cache.refresh)
-        await run_in_threadpool(service.offer_digests)  # creates the default digest once
-        task = asyncio.create_task(_watch(cache, pinger))
+        task = asyncio.create_task(_watch(cache, services.pinger))
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if pinger:
-                await pinger.close()
-            await mailer.close()
+            await services.aclose()
 
     app = FastAPI(
         title=settings.site.title,
@@ -64,17 +56,28 @@ def create_app(
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
+    app.state.services = services
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.templates = templates
-    app.state.subscribers = service
+    app.state.engine = services.engine
+    app.state.templates = services.templates
+    app.state.subscribers = services.subscribers
     app.state.feed_cache = cache
-    app.state.pinger = pinger
+    app.state.pinger = services.pinger
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return render(request, "error.html", {"message": str(exc), "status": 404}, status=404)
 
+    async def bad_link(request: Request, exc: Exception) -> Response:
+        """Every route taking a link from an email answers a bad one the same way."""
+        assert isinstance(exc, TokenError)
+        context: dict[str, object] = {
+            "title": LINK_TITLES.get(exc.kind, "This link is not valid"),
+            "message": str(exc),
+        }
+        return render(request, "message.html", context, status=400)
+
     app.add_exception_handler(NotFoundError, not_found)
+    app.add_exception_handler(TokenError, bad_link)
     app.include_router(pages.router)
     app.include_router(subscriptions.router)
     return FeedRoutes(app, cache, settings.feeds.max_age)

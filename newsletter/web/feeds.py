@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newsletter.feed_cache import FeedCache, Rendered
+from newsletter.feeds.cache import FeedCache, Rendered
 
 FEED_PATH = re.compile(r"^/(?:(tags|authors)/([^/]+)/)?feed\.(rss|atom|json)$")
 _KINDS = {"tags": "tag", "authors": "author", None: "site"}

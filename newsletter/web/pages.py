@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from newsletter import articles
-from newsletter.feed_cache import FeedCache, opml_document
+from newsletter.feeds.cache import FeedCache
+from newsletter.feeds.specs import opml_document
 from newsletter.models import utcnow
 from newsletter.web.subscriptions import offer
 from newsletter.web.templating import form_page, render

@@ -11,11 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from newsletter.errors import InvalidInputError
-from newsletter.mailer import DeliveryError
+from newsletter.errors import DeliveryError, InvalidInputError, RateLimited, TokenError
 from newsletter.models import utcnow
-from newsletter.subscribers import RateLimited, Subscribers
-from newsletter.tokens import TokenError
+from newsletter.subscribers import Subscribers
 from newsletter.web import csrf
 from newsletter.web.templating import form_page, render
 
@@ -107,27 +105,14 @@ async def subscribe_json(request: Request, body: SignUp) -> Response:
         log.error("confirmation email not sent: %s", exc)
         return JSONResponse({"error": MAIL_DOWN}, status_code=503)
     except InvalidInputError as exc:
-        field, _, message = str(exc).partition(": ")
-        return JSONResponse({"error": str(exc), "field": field, "detail": message}, 400)
+        return JSONResponse({"error": str(exc), "field": exc.field, "detail": exc.reason}, 400)
     return JSONResponse({"status": "pending", "message": CHECK_INBOX}, status_code=202)
-
-
-def _token_error(request: Request, exc: TokenError) -> Response:
-    titles = {"expired": "This link has expired", "used": "This link was already used"}
-    context: dict[str, object] = {
-        "title": titles.get(exc.kind, "This link is not valid"),
-        "message": str(exc),
-    }
-    return render(request, "message.html", context, status=400)
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 async def confirm(request: Request, token: str) -> Response:
     service = _service(request)
-    try:
-        prefs = await run_in_threadpool(service.confirm, token)
-    except TokenError as exc:
-        return _token_error(request, exc)
+    prefs = await run_in_threadpool(service.confirm, token)
     return render(
         request,
         "message.html",
@@ -142,20 +127,14 @@ async def confirm(request: Request, token: str) -> Response:
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 async def unsubscribe_page(request: Request, token: str) -> Response:
     """A page with a button: link scanners that follow links unsubscribe nobody."""
-    try:
-        await run_in_threadpool(_service(request).check_link, token, "unsubscribe")
-    except TokenError as exc:
-        return _token_error(request, exc)
+    await run_in_threadpool(_service(request).check_link, token, "unsubscribe")
     return render(request, "unsubscribe.html", {"token": token})
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
 async def unsubscribe(request: Request, token: str) -> Response:
     """RFC 8058 one-click: no cookie, no login, 200 without a redirect."""
-    try:
-        email = await run_in_threadpool(_service(request).unsubscribe, token)
-    except TokenError as exc:
-        return _token_error(request, exc)
+    email = await run_in_threadpool(_service(request).unsubscribe, token)
     return render(
         request,
         "message.html",
@@ -168,10 +147,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 @router.get("/preferences/{token}", response_class=HTMLResponse)
 async def preferences_page(request: Request, token: str) -> Response:
-    try:
-        prefs = await run_in_threadpool(_service(request).preferences, token)
-    except TokenError as exc:
-        return _token_error(request, exc)
+    prefs = await run_in_threadpool(_service(request).preferences, token)
     return form_page(request, "preferences.html", {"prefs": prefs})
 
 
@@ -190,8 +166,8 @@ async def preferences_save(request: Request, token: str) -> Response:
             [str(v) for v in form.getlist("digests")],
             [str(v) for v in form.getlist("tags")],
         )
-    except TokenError as exc:
-        return _token_error(request, exc)
+    except TokenError:
+        raise  # answered by the application's handler for bad links
     except InvalidInputError as exc:
         prefs = await run_in_threadpool(service.preferences, token)
         return form_page(request, "preferences.html", {"prefs": prefs, "error": str(exc)}, 400)

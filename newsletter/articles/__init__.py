@@ -1,0 +1,67 @@
+"""Articles: importing them (JSON, JSON Lines, Markdown, RSS/Atom), publishing, listing.
+
+    from newsletter import articles
+    ctx = articles.ImportContext.from_settings(settings)
+    for outcome in articles.import_locations(engine, ctx, ["posts/"], now):
+        print(outcome.name, outcome.report.summary() if outcome.report else outcome.error)
+
+validate.py and formats.py are pure (records and bytes in, ArticleInput out); sources.py
+reads files and URLs; service.py holds the use cases, the only part that stores anything.
+"""
+
+from newsletter.articles.formats import Source, read
+from newsletter.articles.service import (
+    ImportReport,
+    Listing,
+    SourceOutcome,
+    TagCount,
+    author_listing,
+    define_authors_and_tags,
+    delete,
+    get_article,
+    import_articles,
+    import_locations,
+    list_articles,
+    publish,
+    recent,
+    tag_listing,
+    tags_with_counts,
+    unpublish,
+)
+from newsletter.articles.sources import open_source
+from newsletter.articles.validate import (
+    ArticleInput,
+    AuthorInput,
+    ImportContext,
+    Parsed,
+    stable_guid,
+    validate,
+)
+
+__all__ = [
+    "ArticleInput",
+    "AuthorInput",
+    "ImportContext",
+    "ImportReport",
+    "Listing",
+    "Parsed",
+    "Source",
+    "SourceOutcome",
+    "TagCount",
+    "author_listing",
+    "define_authors_and_tags",
+    "delete",
+    "get_article",
+    "import_articles",
+    "import_locations",
+    "list_articles",
+    "open_source",
+    "publish",
+    "read",
+    "recent",
+    "stable_guid",
+    "tag_listing",
+    "tags_with_counts",
+    "unpublish",
+    "validate",
+]

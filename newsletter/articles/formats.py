@@ -1,0 +1,209 @@
+"""The import formats: JSON, JSON Lines, Markdown with front matter and RSS/Atom, read from
+bytes already in memory (pure; newsletter.articles.sources fetches them).
+
+`read` yields `Parsed` items: a validated ArticleInput, or the RecordError that says which
+record (file and line or record number), which field and why it was refused.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+import yaml
+
+from newsletter.articles.validate import ImportContext, Parsed, validate
+from newsletter.errors import RecordError, SourceError
+
+
+@dataclass
+class Source:
+    """One thing to import: a file, or a feed at an http(s) URL."""
+
+    name: str
+    kind: str  # json | jsonl | markdown | feed
+    data: bytes
+
+    def count(self) -> int:
+        """About how many records (for the progress bar), without parsing the source."""
+        if self.kind == "jsonl":
+            return sum(1 for line in self.data.split(b"\n") if line.strip())
+        if self.kind == "markdown":
+            return 1
+        if self.kind == "feed":
+            return self.data.count(b"<item") + self.data.count(b"<entry")
+        return self.data.count(b'"title"')  # JSON: one title per article
+
+
+SUFFIXES = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".xml": "feed",
+    ".rss": "feed",
+    ".atom": "feed",
+}
+
+
+def sniff(data: bytes) -> str | None:
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return {b"<": "feed", b"[": "json", b"{": "jsonl", b"-": "markdown"}.get(head)
+
+
+def read(source: Source, ctx: ImportContext) -> Iterator[Parsed]:
+    """Every record of `source`, validated. A record that cannot be parsed at all is a
+    RecordError too, so the good records of the same file still come through."""
+    reader = {
+        "json": _read_json,
+        "jsonl": _read_jsonl,
+        "markdown": _read_markdown,
+        "feed": _read_feed,
+    }[source.kind]
+    for where, raw in reader(source):
+        if isinstance(raw, RecordError):
+            yield raw
+            continue
+        try:
+            yield validate(raw, where, ctx)
+        except RecordError as exc:
+            if source.kind == "markdown":  # point at the front-matter line of the field
+                exc = RecordError(
+                    f"{where}:{_field_line(source, exc.field)}", exc.field, exc.reason
+                )
+            yield exc
+
+
+def _field_line(source: Source, field_name: str | None) -> int:
+    top = (field_name or "").split(".")[0]
+    for number, line in enumerate(_decode(source).split("\n"), start=1):
+        if top and re.match(rf"{re.escape(top)}\s*:", line):
+            return number
+    return 1
+
+
+RawRecords = Iterator[tuple[str, "Mapping[str, Any] | RecordError"]]
+
+
+def _decode(source: Source) -> str:
+    try:
+        return source.data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{source.name}: not UTF-8 (byte {exc.start})") from None
+
+
+def _read_json(source: Source) -> RawRecords:
+    text = _decode(source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{source.name}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if isinstance(data, dict):
+        data = data.get("articles", [data]) if "title" not in data else [data]
+    if not isinstance(data, list):
+        raise SourceError(f"{source.name}: expected a JSON array of articles")
+    for number, record in enumerate(data, start=1):
+        yield f"{source.name}#{number}", record
+
+
+def _read_jsonl(source: Source) -> RawRecords:
+    # Only "\n" ends a record: U+2028, U+0085 and friends may stand unescaped inside JSON
+    # strings, and str.splitlines() would cut a record there.
+    for number, line in enumerate(_decode(source).split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        where = f"{source.name}:{number}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield where, RecordError(where, None, f"not valid JSON: {exc.msg}")
+
+
+def _read_markdown(source: Source) -> RawRecords:
+    text = _decode(source)
+    where = source.name
+    match = re.match(r"\A---[ \t]*\r?\n(.*?)^(---|\.\.\.)[ \t]*\r?\n?", text, re.S | re.M)
+    if not match:
+        yield where, RecordError(where + ":1", None, "no front matter (a --- header) found")
+        return
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 2
+        yield where, RecordError(f"{where}:{line}", None, f"front matter is not valid YAML: {exc}")
+        return
+    if not isinstance(meta, dict):
+        yield where, RecordError(where + ":1", None, "front matter is not a mapping of fields")
+        return
+    body = text[match.end() :]
+    if "body" not in meta and "body_markdown" not in meta and body.strip():
+        meta["body_markdown"] = body
+    yield where, meta
+
+
+def _struct_time(value: Any) -> str | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()  # feedparser gives UTC
+
+
+def _read_feed(source: Source) -> RawRecords:
+    parsed = feedparser.parse(source.data, sanitize_html=False, resolve_relative_uris=False)
+    if parsed.bozo and not parsed.entries:
+        raise SourceError(
+            f"{source.name}: not a readable RSS or Atom feed: {parsed.bozo_exception}"
+        )
+    site = parsed.feed.get("link")
+    for number, entry in enumerate(parsed.entries, start=1):
+        yield f"{source.name}#entry {number}", _feed_entry(entry, site)
+
+
+def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
+    content = entry.get("content") or []
+    html_parts = [c.get("value", "") for c in content if "html" in c.get("type", "text/html")]
+    body = html_parts[0] if html_parts else entry.get("summary", "")
+    summary = entry.get("summary") if html_parts else None
+    author: Any = None
+    detail = entry.get("author_detail") or {}
+    if entry.get("author"):
+        author = {"name": entry["author"]}
+        if detail.get("href"):
+            author["url"] = detail["href"]
+    tags = [t.get("label") or t.get("term") for t in entry.get("tags", []) if t.get("term")]
+    image = None
+    for enclosure in entry.get("enclosures", []):
+        if enclosure.get("type", "").startswith("image/") and enclosure.get("href"):
+            image = enclosure["href"]
+            break
+    if image is None:
+        for media in entry.get("media_content", []) + entry.get("media_thumbnail", []):
+            if media.get("url") and media.get("medium", "image") == "image":
+                image = media["url"]
+                break
+    # entry.get("updated_parsed") quietly falls back to the publication date; only an
+    # element that is really there counts as an update time.
+    updated = _struct_time(entry["updated_parsed"]) if "updated_parsed" in entry else None
+    record: dict[str, Any] = {
+        "guid": entry.get("id") or entry.get("link"),
+        "title": entry.get("title", ""),
+        "summary": summary,
+        "body": body,
+        "url": entry.get("link") or None,
+        "author": author,
+        "tags": tags,
+        "published_at": _struct_time(entry.get("published_parsed")) or updated,
+        "updated_at": updated,
+        "image": image,
+    }
+    if site and record["url"]:
+        record["url"] = urljoin(site, record["url"])
+    return {k: v for k, v in record.items() if v not in (None, "", [])}

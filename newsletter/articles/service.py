@@ -1,0 +1,354 @@
+"""Use cases on articles: import (idempotent upsert), publish, unpublish, delete, list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from newsletter import storage
+from newsletter.articles.formats import Source, read
+from newsletter.articles.sources import open_source
+from newsletter.articles.validate import ArticleInput, ImportContext, Parsed, stable_guid
+from newsletter.errors import NotFoundError, RecordError, SourceError
+from newsletter.feeds import invalidation
+from newsletter.models import Article, ArticleStatus, ArticleView
+from newsletter.text import derive_summary, slugify
+
+BATCH = 500  # records per transaction: bounded memory and lock time on big imports
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    def add(self, other: ImportReport) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.errors += other.errors
+
+    def summary(self) -> str:
+        return (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.failed} failed"
+        )
+
+
+def import_articles(
+    engine: sa.Engine,
+    records: Iterable[Parsed],
+    *,
+    base_url: str,
+    now: datetime,
+    create_only: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Store every valid record; collect the errors of the others.
+
+    Upsert by guid, else by slug: an unchanged record writes nothing, an edited one updates
+    the article and its updated_at. With `create_only`, existing articles are left as they
+    are (the demo loader). Good records are stored even when others in the same file fail.
+    """
+    report = ImportReport()
+    pending = 0
+    touched: set[str] = set()
+    last_touch = time.monotonic()
+    session = Session(engine)
+    try:
+        for record in records:
+            if isinstance(record, RecordError):
+                report.errors.append(record)
+            else:
+                outcome = _upsert(session, record, base_url, now, create_only)
+                if isinstance(outcome, RecordError):
+                    report.errors.append(outcome)
+                else:
+                    name, keys = outcome
+                    setattr(report, name, getattr(report, name) + 1)
+                    touched |= keys
+                    pending += 1
+            if progress:
+                progress(1)
+            if pending >= BATCH:
+                # Feeds learn of a long import about once a second, not once a record.
+                if time.monotonic() - last_touch >= 1.0:
+                    invalidation.stamp(session, touched, now)
+                    touched, last_touch = set(), time.monotonic()
+                session.commit()
+                pending = 0
+        invalidation.stamp(session, touched, now)
+        session.commit()
+    finally:
+        session.close()
+    return report
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """What importing one source gave: its report, or the error that made it unreadable."""
+
+    name: str
+    report: ImportReport | None
+    error: SourceError | None = None
+
+
+def import_locations(
+    engine: sa.Engine,
+    ctx: ImportContext,
+    locations: Sequence[str],
+    now: datetime,
+    progress: Callable[[Source], Callable[[int], None] | None] | None = None,
+) -> Iterator[SourceOutcome]:
+    """Import every source at each location (files, folders, http(s) URLs of feeds), one
+    outcome per source as it finishes. `progress(source)` may return a callback told of
+    each record handled. A location or source that cannot be read is an outcome with its
+    error; the others are still imported."""
+    for location in locations:
+        try:
+            sources = open_source(location)
+        except SourceError as exc:
+            yield SourceOutcome(location, None, exc)
+            continue
+        for source in sources:
+            try:
+                report = import_articles(
+                    engine,
+                    read(source, ctx),
+                    base_url=ctx.base_url,
+                    now=now,
+                    progress=progress(source) if progress else None,
+                )
+            except SourceError as exc:
+                yield SourceOutcome(source.name, None, exc)
+                continue
+            yield SourceOutcome(source.name, report)
+
+
+def define_authors_and_tags(
+    engine: sa.Engine,
+    authors: Iterable[dict[str, str]],
+    tags: Iterable[dict[str, str]],
+    now: datetime,
+) -> None:
+    """Create or update authors (slug, name, bio, url) and tags (slug, name, description);
+    the feeds showing a changed one get a new version."""
+    with Session(engine) as session:
+        touched: set[str] = set()
+        for a in authors:
+            author, changed = storage.upsert_author(
+                session, a["slug"], a["name"], a.get("bio"), a.get("url")
+            )
+            if changed and author.id is not None:
+                touched |= invalidation.keys_of_author(session, author.id)
+        for t in tags:
+            tag, changed = storage.upsert_tag(
+                session, t["slug"], t["name"], t.get("description", "")
+            )
+            if changed and tag.id is not None:
+                touched |= invalidation.keys_of_tag(session, tag.id)
+        invalidation.stamp(session, touched, now)
+        session.commit()
+
+
+def _upsert(
+    session: Session, record: ArticleInput, base_url: str, now: datetime, create_only: bool
+) -> tuple[str, set[str]] | RecordError:
+    """("created" | "updated" | "unchanged", the feeds it touched), or the error that
+    refused the record."""
+    where = record.where
+    article = storage.article_by_guid(session, record.guid) if record.guid else None
+    if article is None and not record.guid:
+        # Without a guid the slug names the article, but a slug derived from a title names
+        # only an article that was itself made from a guid-less record: another article
+        # that happens to have that slug is not overwritten.
+        by_slug = storage.article_by_slug(session, record.slug)
+        if by_slug is not None and (
+            record.slug_given or by_slug.guid == stable_guid(base_url, record.slug)
+        ):
+            article = by_slug
+    if article is not None and (create_only or article.fingerprint == record.fingerprint):
+        return "unchanged", set()
+
+    # A derived slug is fixed once the article exists: editing a title must not move its URL.
+    slug = article.slug if article is not None and not record.slug_given else record.slug
+    if storage.slug_taken(session, slug, article.id if article else None):
+        if record.slug_given:
+            return RecordError(where, "slug", f"{slug!r} already belongs to another article")
+        free = _free_slug(session, slug, article.id if article else None)
+        if free is None:
+            return RecordError(where, "slug", f"no free variant of {record.slug!r}")
+        slug = free
+
+    created = article is None
+    touched = set() if article is None else invalidation.keys_of_article(session, article)
+    if article is None:
+        article = Article(
+            guid=record.guid or stable_guid(base_url, slug),
+            slug=slug,
+            title=record.title,
+            created_at=now,
+        )
+        session.add(article)
+    article.slug = slug
+    article.title = record.title
+    article.summary = record.summary or ""
+    article.body_html = record.body_html
+    article.url = record.url
+    article.image = record.image
+    article.status = record.status
+    if record.published_at is not None:
+        article.published_at = record.published_at
+    elif record.status == ArticleStatus.published and article.published_at is None:
+        article.published_at = now
+    article.updated_at = record.updated_at or (article.published_at if created else None) or now
+    article.fingerprint = record.fingerprint
+    if record.author is not None:
+        a = record.author
+        author, changed = storage.upsert_author(session, a.slug, a.name, a.bio, a.url)
+        article.author_id = author.id
+        if changed and author.id is not None:
+            touched |= invalidation.keys_of_author(session, author.id)
+    else:
+        article.author_id = None
+    if not article.summary:
+        article.summary = derive_summary(record.body_html)
+    session.flush()
+    tags = storage.tags_for_slugs(session, {slugify(name): name for name in record.tags})
+    storage.set_article_tags(session, article, tags)
+    return ("created" if created else "updated"), touched | invalidation.keys_of_article(
+        session, article
+    )
+
+
+def _free_slug(session: Session, slug: str, except_id: int | None) -> str | None:
+    for n in range(2, 1000):
+        candidate = f"{slug}-{n}"
+        if not storage.slug_taken(session, candidate, except_id):
+            return candidate
+    return None
+
+
+def _set_status(engine: sa.Engine, slug: str, status: ArticleStatus, now: datetime) -> ArticleView:
+    with Session(engine) as session:
+        article = storage.article_by_slug(session, slug)
+        if article is None:
+            raise NotFoundError("article", slug)
+        if article.status != status:
+            touched = invalidation.keys_of_article(session, article)
+            article.status = status
+            if status == ArticleStatus.published and article.published_at is None:
+                article.published_at = now
+            article.updated_at = now
+            session.flush()
+            storage.sync_listing(session, article)
+            invalidation.stamp(
+                session, touched | invalidation.keys_of_article(session, article), now
+            )
+            session.commit()
+        view = storage.article_view(session, slug)
+        assert view is not None
+        return view
+
+
+def publish(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """Make the article public (keeping its publication date if it had one)."""
+    return _set_status(engine, slug, ArticleStatus.published, now)
+
+
+def unpublish(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """Turn the article back into a draft: it leaves pages and feeds, stays stored."""
+    return _set_status(engine, slug, ArticleStatus.draft, now)
+
+
+def delete(engine: sa.Engine, slug: str, now: datetime) -> None:
+    with Session(engine) as session:
+        article = storage.article_by_slug(session, slug)
+        if article is None:
+            raise NotFoundError("article", slug)
+        invalidation.stamp(session, invalidation.keys_of_article(session, article), now)
+        storage.delete_article(session, article)
+        session.commit()
+
+
+def list_articles(
+    engine: sa.Engine, status: ArticleStatus | None = None, limit: int = 50
+) -> list[ArticleView]:
+    with Session(engine) as session:
+        return storage.list_articles(session, status=status, limit=limit)
+
+
+def get_article(engine: sa.Engine, slug: str, now: datetime) -> ArticleView:
+    """A published article whose time has come; NotFoundError otherwise."""
+    with Session(engine) as session:
+        view = storage.article_view(session, slug)
+    if (
+        view is None
+        or view.status != ArticleStatus.published
+        or (view.published_at is not None and view.published_at > now)
+    ):
+        raise NotFoundError("article", slug)
+    return view
+
+
+def recent(engine: sa.Engine, limit: int, now: datetime) -> list[ArticleView]:
+    with Session(engine) as session:
+        return storage.recent_published(session, limit, now=now)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A tag's or an author's page: who or what, and their newest articles."""
+
+    kind: str  # "tag" | "author"
+    slug: str
+    name: str
+    description: str
+    articles: list[ArticleView]
+
+
+def tag_listing(engine: sa.Engine, slug: str, limit: int, now: datetime) -> Listing:
+    with Session(engine) as session:
+        tag = storage.tag_by_slug(session, slug)
+        if tag is None:
+            raise NotFoundError("tag", slug)
+        found = storage.recent_published(session, limit, tag_id=tag.id, now=now)
+        return Listing("tag", tag.slug, tag.name, tag.description, found)
+
+
+def author_listing(engine: sa.Engine, slug: str, limit: int, now: datetime) -> Listing:
+    with Session(engine) as session:
+        author = storage.author_by_slug(session, slug)
+        if author is None:
+            raise NotFoundError("author", slug)
+        found = storage.recent_published(session, limit, author_id=author.id, now=now)
+        return Listing("author", author.slug, author.name, author.bio, found)
+
+
+@dataclass(frozen=True)
+class TagCount:
+    slug: str
+    name: str
+    description: str
+    count: int
+
+
+def tags_with_counts(engine: sa.Engine, now: datetime) -> list[TagCount]:
+    """Every tag with its number of published articles, by name."""
+    with Session(engine) as session:
+        counts = storage.tag_counts(session, now)
+        return [
+            TagCount(t.slug, t.name, t.description, counts.get(t.id or 0, 0))
+            for t in storage.all_tags(session)
+        ]

@@ -1,0 +1,163 @@
+"""Queries on articles and their tags. Callers pass a Session and own the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from newsletter.models import (
+    Article,
+    ArticleStatus,
+    ArticleTag,
+    ArticleView,
+    Author,
+    AuthorView,
+    Tag,
+    TagView,
+)
+
+
+def article_by_guid(session: Session, guid: str) -> Article | None:
+    return session.exec(select(Article).where(Article.guid == guid)).first()
+
+
+def article_by_slug(session: Session, slug: str) -> Article | None:
+    return session.exec(select(Article).where(Article.slug == slug)).first()
+
+
+def slug_taken(session: Session, slug: str, except_id: int | None) -> bool:
+    query = select(Article.id).where(Article.slug == slug)
+    if except_id is not None:
+        query = query.where(Article.id != except_id)
+    return session.exec(query).first() is not None
+
+
+def tag_ids_of(session: Session, article_id: int) -> set[int]:
+    rows = session.exec(select(ArticleTag.tag_id).where(ArticleTag.article_id == article_id))
+    return set(rows)
+
+
+def set_article_tags(session: Session, article: Article, tags: Sequence[Tag]) -> None:
+    """Make `tags` the article's tags, keeping the listing column in step."""
+    assert article.id is not None
+    wanted = {t.id for t in tags if t.id is not None}
+    current = tag_ids_of(session, article.id)
+    if current - wanted:
+        session.execute(
+            sa.delete(ArticleTag).where(
+                col(ArticleTag.article_id) == article.id,
+                col(ArticleTag.tag_id).in_(current - wanted),
+            )
+        )
+    for tag_id in wanted - current:
+        session.add(ArticleTag(article_id=article.id, tag_id=tag_id))
+    session.flush()
+    sync_listing(session, article)
+
+
+def sync_listing(session: Session, article: Article) -> None:
+    """Copy the article's published state into article_tag.listed_at (NULL when not listed)."""
+    listed = article.published_at if article.status == ArticleStatus.published else None
+    session.execute(
+        sa.update(ArticleTag)
+        .where(col(ArticleTag.article_id) == article.id)
+        .values(listed_at=listed)
+    )
+
+
+def delete_article(session: Session, article: Article) -> None:
+    session.execute(sa.delete(ArticleTag).where(col(ArticleTag.article_id) == article.id))
+    session.delete(article)
+
+
+def list_articles(
+    session: Session, status: ArticleStatus | None = None, limit: int = 50, offset: int = 0
+) -> list[ArticleView]:
+    """Articles newest first (drafts without a date last), any status unless one is given."""
+    query = select(Article)
+    if status is not None:
+        query = query.where(Article.status == status)
+    query = query.order_by(
+        col(Article.published_at).is_(None),
+        col(Article.published_at).desc(),
+        col(Article.id).desc(),
+    )
+    return _views(session, list(session.exec(query.offset(offset).limit(limit))))
+
+
+def recent_published(
+    session: Session,
+    limit: int,
+    *,
+    tag_id: int | None = None,
+    author_id: int | None = None,
+    now: datetime | None = None,
+) -> list[ArticleView]:
+    """The newest `limit` published articles of the site, a tag or an author, leaving out
+    those scheduled after `now`: each one range scan of an index (ix_article_tag_tag_listed,
+    ix_article_author_status_published, ix_article_status_published)."""
+    if tag_id is not None:
+        ids = select(ArticleTag.article_id).where(
+            ArticleTag.tag_id == tag_id, col(ArticleTag.listed_at).is_not(None)
+        )
+        if now is not None:
+            ids = ids.where(col(ArticleTag.listed_at) <= now)
+        ids = ids.order_by(col(ArticleTag.listed_at).desc(), col(ArticleTag.article_id).desc())
+        article_ids = list(session.exec(ids.limit(limit)))
+        by_id = {
+            a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))
+        }
+        return _views(session, [by_id[i] for i in article_ids if i in by_id])
+    query = select(Article).where(Article.status == ArticleStatus.published)
+    if author_id is not None:
+        query = query.where(Article.author_id == author_id)
+    if now is not None:
+        query = query.where(col(Article.published_at) <= now)
+    query = query.order_by(col(Article.published_at).desc(), col(Article.id).desc()).limit(limit)
+    return _views(session, list(session.exec(query)))
+
+
+def _views(session: Session, articles: list[Article]) -> list[ArticleView]:
+    """Attach authors and tags with two queries for the whole list."""
+    if not articles:
+        return []
+    ids = [a.id for a in articles]
+    author_ids = {a.author_id for a in articles if a.author_id is not None}
+    authors = {
+        a.id: AuthorView(slug=a.slug, name=a.name, bio=a.bio, url=a.url)
+        for a in session.exec(select(Author).where(col(Author.id).in_(author_ids)))
+    }
+    tags: dict[int, list[TagView]] = {}
+    rows = session.exec(
+        select(ArticleTag.article_id, Tag.slug, Tag.name)
+        .join(Tag, col(Tag.id) == ArticleTag.tag_id)
+        .where(col(ArticleTag.article_id).in_(ids))
+        .order_by(col(Tag.name))
+    )
+    for article_id, slug, name in rows:
+        tags.setdefault(article_id, []).append(TagView(slug=slug, name=name))
+    return [
+        ArticleView(
+            guid=a.guid,
+            slug=a.slug,
+            title=a.title,
+            summary=a.summary,
+            body_html=a.body_html,
+            url=a.url,
+            image=a.image,
+            author=authors.get(a.author_id) if a.author_id is not None else None,
+            tags=tuple(tags.get(a.id or 0, ())),
+            status=ArticleStatus(a.status),
+            published_at=a.published_at,
+            updated_at=a.updated_at,
+        )
+        for a in articles
+    ]
+
+
+def article_view(session: Session, slug: str) -> ArticleView | None:
+    article = article_by_slug(session, slug)
+    return _views(session, [article])[0] if article else None

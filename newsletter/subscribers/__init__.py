@@ -1,0 +1,48 @@
+"""Subscribers: double opt-in sign-up, confirmation, preferences, one-click unsubscribe,
+suppression, and bulk import and export.
+
+    from newsletter import subscribers
+    service = subscribers.Subscribers(engine, settings, mailer, templates)
+    await service.subscribe("reader@example.org", digests=["digest"])
+
+addresses.py and eligibility.py are pure; bulk.py and csv_io.py move records in and out;
+service.py holds the use cases.
+"""
+
+from newsletter.subscribers.addresses import normalize_email
+from newsletter.subscribers.bulk import BulkReport, RowError, export_rows, import_rows
+from newsletter.subscribers.csv_io import COLUMNS, export_csv, import_csv
+from newsletter.subscribers.eligibility import Purpose, may_mail
+from newsletter.subscribers.ratelimit import RateLimiter
+from newsletter.subscribers.service import (
+    Choice,
+    Preferences,
+    Subscribers,
+    add,
+    get_subscriber,
+    mark,
+    remove,
+    suppress,
+)
+
+__all__ = [
+    "COLUMNS",
+    "BulkReport",
+    "Choice",
+    "Preferences",
+    "Purpose",
+    "RateLimiter",
+    "RowError",
+    "Subscribers",
+    "add",
+    "export_csv",
+    "export_rows",
+    "get_subscriber",
+    "import_csv",
+    "import_rows",
+    "mark",
+    "may_mail",
+    "normalize_email",
+    "remove",
+    "suppress",
+]

@@ -1,0 +1,527 @@
+"""Feeds as feed readers and proxies meet them: over HTTP, conditional GET, invalidation,
+discovery, static export and WebSub pings."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import feedparser
+import httpx
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from newsletter import articles
+from newsletter.feeds import export
+from newsletter.cli import main
+from newsletter.config import FeedsSettings, Settings
+from newsletter.web import create_app
+from tests.helpers import context, serving
+
+PAST = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+FEEDS = [
+    "/feed.rss",
+    "/feed.atom",
+    "/feed.json",
+    "/tags/north-korea/feed.rss",
+    "/tags/north-korea/feed.atom",
+    "/tags/north-korea/feed.json",
+    "/tags/trade/feed.rss",
+    "/tags/trade/feed.atom",
+    "/tags/trade/feed.json",
+    "/authors/budi/feed.rss",
+    "/authors/budi/feed.atom",
+    "/authors/budi/feed.json",
+    "/authors/mei/feed.rss",
+    "/authors/mei/feed.atom",
+    "/authors/mei/feed.json",
+]
+
+
+def record(n: int, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "guid": f"story-{n}",
+        "slug": f"story-{n}",
+        "title": f"Story {n}",
+        "summary": f"Lead of story {n}.",
+        "body": f"<p>Body of story {n}.</p>",
+        "published_at": (PAST + timedelta(hours=n)).isoformat(),
+    }
+    base.update(fields)
+    return base
+
+
+def store(engine: sa.Engine, settings: Settings, *records: dict[str, Any]) -> None:
+    parsed = [articles.validate(r, f"test#{i}", context(settings)) for i, r in enumerate(records)]
+    report = articles.import_articles(
+        engine, parsed, base_url=settings.base_url, now=datetime.now(UTC)
+    )
+    assert not report.errors, report.errors
+
+
+@pytest.fixture
+def stocked(engine: sa.Engine, settings: Settings) -> sa.Engine:
+    store(
+        engine,
+        settings,
+        record(1, tags=["North Korea"], author={"name": "Budi", "slug": "budi"}),
+        record(2, tags=["Trade"], author={"name": "Mei", "slug": "mei"}),
+        record(3, tags=["North Korea", "Trade"], author={"name": "Budi", "slug": "budi"}),
+    )
+    return engine
+
+
+def etags(client: TestClient) -> dict[str, str]:
+    return {path: client.get(path).headers["etag"] for path in FEEDS}
+
+
+# ----------------------------------------------------------------------------- over HTTP
+
+
+def test_feed_readers_read_every_format_over_http(tmp_path: Path, database_url: str) -> None:
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    env = {"NEWSLETTER_DATABASE__URL": database_url}
+    cfg = ["--config", str(tmp_path / "config.toml")]
+    assert CliRunner().invoke(main, [*cfg, "demo"], env=env).exit_code == 0
+    with serving(tmp_path / "config.toml", env) as base:
+        for path in ("/feed", "/tags/kim-jong-un/feed", "/authors/rizky-pratama/feed"):
+            for fmt in ("rss", "atom"):
+                parsed = feedparser.parse(f"{base}{path}.{fmt}")
+                assert parsed.bozo == 0, parsed.get("bozo_exception")
+                assert parsed.status == 200
+                assert parsed.entries
+                for entry in parsed.entries:
+                    assert entry.id
+                    assert entry.link.startswith("http://127.0.0.1:8000/articles/")
+                    assert entry.published_parsed and entry.updated_parsed
+                    assert entry.author
+                    assert entry.tags
+                again = feedparser.parse(
+                    f"{base}{path}.{fmt}", etag=parsed.etag, modified=parsed.modified
+                )
+                assert again.status == 304
+            document = httpx.get(f"{base}{path}.json").json()
+            assert document["version"] == "https://jsonfeed.org/version/1.1"
+            assert all(item["id"] and item["content_html"] for item in document["items"])
+        site = feedparser.parse(f"{base}/feed.atom")
+        assert len(site.entries) == 20  # [feeds] items default
+        times = [e.published_parsed for e in site.entries]
+        assert times == sorted(times, reverse=True)
+        kim = feedparser.parse(f"{base}/tags/kim-jong-un/feed.rss")
+        assert any("Kim Jong Un's Rhetoric" in e.title for e in kim.entries)
+        assert all(any(t.term == "Kim Jong Un" for t in e.tags) for e in kim.entries)
+
+
+def test_change_made_by_another_process_shows_within_a_second(
+    tmp_path: Path, database_url: str
+) -> None:
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    env = {"NEWSLETTER_DATABASE__URL": database_url}
+    cfg = ["--config", str(tmp_path / "config.toml")]
+    assert CliRunner().invoke(main, [*cfg, "demo"], env=env).exit_code == 0
+    slug = "the-end-of-peace-talks-how-kim-jong-uns-rhetoric-threatens-relations-with-south-korea"
+    with serving(tmp_path / "config.toml", env) as base:
+        url = f"{base}/tags/kim-jong-un/feed.atom"
+        assert slug in httpx.get(url).text
+        assert (
+            CliRunner().invoke(main, [*cfg, "articles", "unpublish", slug], env=env).exit_code == 0
+        )
+        changed_at = time.monotonic()
+        while slug in httpx.get(url).text:
+            assert time.monotonic() - changed_at < 1.0, "feed still stale after a second"
+            time.sleep(0.02)
+
+
+# ----------------------------------------------------------------------------- HTTP semantics
+
+
+def test_content_types_cache_headers_and_links(client: TestClient, stocked: sa.Engine) -> None:
+    types = {
+        "rss": "application/rss+xml; charset=utf-8",
+        "atom": "application/atom+xml; charset=utf-8",
+        "json": "application/feed+json; charset=utf-8",
+    }
+    for path in FEEDS:
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == types[path.rsplit(".", 1)[1]]
+        assert response.headers["cache-control"] == "public, max-age=300"
+        assert response.headers["etag"].startswith('W/"')
+        assert response.headers["last-modified"].endswith(" GMT")
+        assert response.headers["link"] == f'<http://news.test{path}>; rel="self"'
+        assert "Accept-Encoding" in response.headers["vary"]
+
+
+def test_conditional_get_round_trip(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    first = client.get("/tags/trade/feed.rss")
+    assert first.status_code == 200
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+
+    by_etag = client.get("/tags/trade/feed.rss", headers={"If-None-Match": etag})
+    assert by_etag.status_code == 304
+    assert by_etag.content == b""
+    assert by_etag.headers["etag"] == etag
+
+    later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    assert (
+        client.get("/tags/trade/feed.rss", headers={"If-Modified-Since": modified}).status_code
+        == 304
+    )
+    assert (
+        client.get("/tags/trade/feed.rss", headers={"If-Modified-Since": later}).status_code == 304
+    )
+    earlier = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert (
+        client.get("/tags/trade/feed.rss", headers={"If-Modified-Since": earlier}).status_code
+        == 200
+    )
+    # If-None-Match wins over If-Modified-Since when both are sent
+    both = {"If-None-Match": 'W/"other"', "If-Modified-Since": later}
+    assert client.get("/tags/trade/feed.rss", headers=both).status_code == 200
+
+    articles.publish(stocked, "story-2", datetime.now(UTC))  # already published: no change
+    assert client.get("/tags/trade/feed.rss", headers={"If-None-Match": etag}).status_code == 304
+
+    store(stocked, settings, record(4, tags=["Trade"]))
+    after = client.get("/tags/trade/feed.rss", headers={"If-None-Match": etag})
+    assert after.status_code == 200
+    assert after.headers["etag"] != etag
+    assert "Story 4" in after.text
+
+
+def test_head_gzip_and_unknown_feeds(client: TestClient, stocked: sa.Engine) -> None:
+    full = client.get("/feed.atom", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in full.headers
+    head = client.head("/feed.atom", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(full.content))
+    assert head.headers["etag"] == full.headers["etag"]
+
+    zipped = client.get("/feed.atom", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == full.content  # the client decompressed it
+    raw = httpx.Client(transport=client._transport, base_url="http://news.test")  # type: ignore[attr-defined]
+    with raw.stream("GET", "/feed.atom", headers={"Accept-Encoding": "gzip"}) as response:
+        assert gzip.decompress(b"".join(response.iter_raw())) == full.content
+    refused = client.get("/feed.atom", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+    assert client.get("/tags/no-such-tag/feed.rss").status_code == 404
+    assert client.get("/authors/nobody/feed.json").status_code == 404
+    assert client.post("/feed.rss").status_code == 405
+
+
+def test_a_change_touches_exactly_the_feeds_it_concerns(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    before = etags(client)
+    cache = client.app.cache  # type: ignore[attr-defined]
+    entries_before = dict(cache._entries)
+
+    # edit story 2 (Trade, Mei): site, Trade and Mei feeds change, North Korea and Budi do not
+    store(
+        stocked,
+        settings,
+        record(2, title="Story 2, revised", tags=["Trade"], author={"name": "Mei", "slug": "mei"}),
+    )
+    after = etags(client)
+    changed = {path for path in FEEDS if before[path] != after[path]}
+    assert changed == {
+        p for p in FEEDS if p.startswith(("/feed.", "/tags/trade/", "/authors/mei/"))
+    }
+    for key_fmt, entry in entries_before.items():
+        if key_fmt[0] in ("tag:1", "author:1"):  # North Korea and Budi were not rendered again
+            assert cache._entries[key_fmt] is entry
+
+    # retag story 1 from North Korea to Trade: both tags' feeds change, Mei's does not
+    before = after
+    store(
+        stocked,
+        settings,
+        record(1, tags=["Trade"], author={"name": "Budi", "slug": "budi"}),
+    )
+    after = etags(client)
+    changed = {path for path in FEEDS if before[path] != after[path]}
+    assert changed == {
+        p
+        for p in FEEDS
+        if p.startswith(("/feed.", "/tags/trade/", "/tags/north-korea/", "/authors/budi/"))
+    }
+
+    # unpublish and delete remove the article from its feeds at the next request
+    articles.unpublish(stocked, "story-3", datetime.now(UTC))
+    assert "Story 3" not in client.get("/tags/north-korea/feed.atom").text
+    articles.publish(stocked, "story-3", datetime.now(UTC))
+    assert "Story 3" in client.get("/tags/north-korea/feed.atom").text
+    articles.delete(stocked, "story-3", datetime.now(UTC))
+    assert "Story 3" not in client.get("/authors/budi/feed.json").text
+
+
+def test_scheduled_article_joins_its_feeds_when_its_time_comes(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    store(stocked, settings, record(9, tags=["Trade"], published_at=soon.isoformat()))
+    assert "Story 9" not in client.get("/tags/trade/feed.rss").text
+    assert client.get("/articles/story-9").status_code == 404
+    deadline = time.monotonic() + 5
+    while "Story 9" not in client.get("/tags/trade/feed.rss").text:
+        assert time.monotonic() < deadline, "scheduled article never appeared"
+        time.sleep(0.1)
+    assert client.get("/articles/story-9").status_code == 200
+
+
+# ----------------------------------------------------------------------------- discovery
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alternates: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "link" and found.get("rel") == "alternate":
+            self.alternates.append(found)
+
+
+def alternates(html: str) -> dict[str | None, str | None]:
+    parser = _Links()
+    parser.feed(html)
+    return {link["type"]: link["href"] for link in parser.alternates}
+
+
+def test_pages_announce_their_feeds(client: TestClient, stocked: sa.Engine) -> None:
+    expected = {
+        "/": "http://news.test/feed",
+        "/tags/north-korea": "http://news.test/tags/north-korea/feed",
+        "/authors/budi": "http://news.test/authors/budi/feed",
+    }
+    for page, feed in expected.items():
+        found = alternates(client.get(page).text)
+        assert found == {
+            "application/rss+xml": feed + ".rss",
+            "application/atom+xml": feed + ".atom",
+            "application/feed+json": feed + ".json",
+        }
+        for href in found.values():
+            assert href is not None
+            assert client.get(href.removeprefix("http://news.test")).status_code == 200
+    assert client.get("/tags/nowhere").status_code == 404
+    assert client.get("/authors/nobody").status_code == 404
+
+
+def test_tags_page_lists_counts_and_feed_links(client: TestClient, stocked: sa.Engine) -> None:
+    page = client.get("/tags").text
+    assert "North Korea" in page and "2 posts" in page
+    assert 'href="http://news.test/tags/trade/feed.rss"' in page
+
+
+def test_opml_lists_every_feed(client: TestClient, stocked: sa.Engine) -> None:
+    response = client.get("/feeds.opml")
+    assert response.headers["content-type"].startswith("text/x-opml")
+    outlines = ET.fromstring(response.content).findall("./body/outline")
+    urls = {o.get("xmlUrl") for o in outlines}
+    assert urls == {
+        "http://news.test/feed.rss",
+        "http://news.test/tags/north-korea/feed.rss",
+        "http://news.test/tags/trade/feed.rss",
+        "http://news.test/authors/budi/feed.rss",
+        "http://news.test/authors/mei/feed.rss",
+    }
+    for url in urls:
+        assert url is not None
+        assert client.get(url.removeprefix("http://news.test")).status_code == 200
+
+
+# ----------------------------------------------------------------------------- static export
+
+
+def test_static_export_rewrites_only_what_changed(
+    client: TestClient, stocked: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "public"
+    first = export.build(stocked, settings, out, datetime.now(UTC))
+    assert first.written == 16 and first.unchanged == 0  # 5 feeds x 3 formats + OPML
+    for path in FEEDS:
+        assert (out / path.lstrip("/")).read_bytes() == client.get(path).content
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    second = export.build(stocked, settings, out, datetime.now(UTC))
+    assert (second.written, second.unchanged) == (0, 16)
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    store(stocked, settings, record(5, tags=["Trade"], author={"name": "Mei", "slug": "mei"}))
+    third = export.build(stocked, settings, out, datetime.now(UTC))
+    assert third.written == 9  # site, Trade and Mei in three formats each
+
+
+def test_feeds_build_command(tmp_path: Path, database_url: str) -> None:
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    env = {"NEWSLETTER_DATABASE__URL": database_url}
+    cfg = ["--config", str(tmp_path / "config.toml")]
+    assert CliRunner().invoke(main, [*cfg, "demo"], env=env).exit_code == 0
+    out = str(tmp_path / "out")
+    first = CliRunner().invoke(main, [*cfg, "feeds", "build", out], env=env)
+    assert first.exit_code == 0, first.output
+    assert "unchanged" in first.output
+    second = CliRunner().invoke(main, [*cfg, "feeds", "build", out], env=env)
+    assert " 0 written" in second.output
+    assert json.loads((tmp_path / "out" / "tags" / "kim-jong-un" / "feed.json").read_text())
+
+
+# ----------------------------------------------------------------------------- WebSub
+
+
+class Hub:
+    """A local WebSub hub that records publish pings; `mode` makes it slow or failing."""
+
+    def __init__(self, mode: str = "up") -> None:
+        self.mode = mode
+        self.pings: list[str] = []
+        self.attempts = 0
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                hub.attempts += 1
+                if hub.mode == "slow":
+                    time.sleep(3)
+                if hub.mode == "failing" and hub.attempts <= 2:
+                    self.send_response(503)
+                else:
+                    assert form["hub.mode"] == ["publish"]
+                    hub.pings.extend(form["hub.url"])
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Hub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hub_app(
+    settings: Settings, stocked: sa.Engine, request: pytest.FixtureRequest
+) -> Iterator[tuple[TestClient, Hub]]:
+    with Hub(request.param) as hub:
+        hubbed = dataclasses.replace(settings, feeds=FeedsSettings(websub_hub=hub.url))
+        app = create_app(hubbed, stocked)
+        app.app.state.pinger.first_delay = 0.1  # type: ignore[attr-defined]
+        with TestClient(app, base_url=settings.base_url) as client:
+            yield client, hub
+
+
+def wait_for(condition: Any, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("hub_app", ["up"], indirect=True)
+def test_publish_pings_the_hub_for_every_changed_feed(
+    hub_app: tuple[TestClient, Hub], settings: Settings
+) -> None:
+    client, hub = hub_app
+    assert client.get("/feed.rss").headers["link"].endswith("<" + hub.url + '>; rel="hub"')
+    assert f'<atom:link rel="hub" href="{hub.url}"/>' in client.get("/feed.rss").text
+    articles.unpublish(client.app.app.state.engine, "story-2", datetime.now(UTC))  # type: ignore[attr-defined]
+    expected = {
+        f"http://news.test{path}.{fmt}"
+        for path in ("/feed", "/tags/trade/feed", "/authors/mei/feed")
+        for fmt in ("rss", "atom", "json")
+    }
+    wait_for(lambda: set(hub.pings) >= expected)
+    assert set(hub.pings) == expected
+
+
+@pytest.mark.parametrize("hub_app", ["slow", "failing"], indirect=True)
+def test_slow_or_failing_hub_neither_slows_nor_fails_publishing(
+    hub_app: tuple[TestClient, Hub],
+) -> None:
+    client, hub = hub_app
+    engine = client.app.app.state.engine  # type: ignore[attr-defined]
+    started = time.monotonic()
+    articles.unpublish(engine, "story-2", datetime.now(UTC))
+    assert "Story 2" not in client.get("/feed.atom").text
+    assert time.monotonic() - started < 1.0
+    wait_for(lambda: len(hub.pings) >= 9, seconds=10)  # retried until the hub took them
+    if hub.mode == "failing":
+        assert hub.attempts > 9
+
+
+def test_down_hub_does_not_fail_publishing(settings: Settings, stocked: sa.Engine) -> None:
+    with Hub() as hub:
+        url = hub.url
+    hubbed = dataclasses.replace(settings, feeds=FeedsSettings(websub_hub=url))  # nobody there
+    app = create_app(hubbed, stocked)
+    with TestClient(app, base_url=settings.base_url) as client:
+        started = time.monotonic()
+        articles.unpublish(stocked, "story-2", datetime.now(UTC))
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.5)  # pings fail and retry in the background
+        assert "Story 2" not in client.get("/feed.atom").text
+        assert client.get("/healthz").status_code == 200
+
+
+def test_cached_feed_requests_run_no_query(settings: Settings, stocked: sa.Engine) -> None:
+    app = create_app(settings, stocked)
+    app.cache.refresh()  # type: ignore[attr-defined]  # what the lifespan does at start
+    client = TestClient(app, base_url=settings.base_url)  # no lifespan: no background polling
+    for path in FEEDS:
+        assert client.get(path).status_code == 200  # first request renders
+    statements: list[str] = []
+    sa.event.listen(stocked, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for _ in range(5):
+        for path in FEEDS:
+            assert client.get(path).status_code == 200
+    assert statements == []
+    client.close()
+
+
+def test_if_modified_since_never_hides_a_change_made_in_the_same_second(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    first = client.get("/tags/trade/feed.atom")
+    store(stocked, settings, record(6, tags=["Trade"]))
+    second = client.get(
+        "/tags/trade/feed.atom", headers={"If-Modified-Since": first.headers["last-modified"]}
+    )
+    assert second.status_code == 200
+    assert "Story 6" in second.text
+    assert second.headers["last-modified"] != first.headers["last-modified"]
+    again = client.get(
+        "/tags/trade/feed.atom", headers={"If-Modified-Since": second.headers["last-modified"]}
+    )
+    assert again.status_code == 304
