@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from newsletter.storage import database
 from newsletter.config import DatabaseSettings, Settings, SiteSettings
+from newsletter.storage import database
 from newsletter.web import create_app
 
 PG_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "")

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from newsletter.storage import database
 from newsletter.cli import main
+from newsletter.storage import database
 from tests.helpers import serving
 
 

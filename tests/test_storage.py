@@ -10,8 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 from newsletter import storage
+from newsletter.models import Article, Subscriber
 from newsletter.storage import database
-from newsletter.models import Article
 
 
 def table_names(engine: sa.Engine) -> set[str]:
@@ -101,3 +101,116 @@ def test_newest_published_is_one_index_scan(
     plan = " ".join(row[-1] for row in compiled)
     assert index in plan
     assert "TEMP B-TREE" not in plan  # no sort: the index order is the answer order
+
+
+# ----------------------------------------------------------------------------- migration 0004
+
+
+def _seed_0003(engine: sa.Engine) -> None:
+    """Subscribers as revision 0003 stored them: topics as a string of slugs."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tag (id, slug, name, description) VALUES "
+                "(1, 'trade', 'Trade', ''), (2, 'north-korea', 'North Korea', '')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO digest (id, slug, name, description) VALUES "
+                "(1, 'digest', 'Daily', ''), (2, 'weekly', 'Weekly', '')"
+            )
+        )
+        for sid, email, status in [(1, "a@example.org", "active"), (2, "b@example.org", "odd")]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO subscriber (id, email, name, status, created_at, updated_at, "
+                    "link_key) VALUES (:i, :e, '', :s, '2026-01-01', '2026-01-01', 'k')"
+                ),
+                {"i": sid, "e": email, "s": status},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscription (subscriber_id, digest_id, tags) VALUES "
+                "(1, 1, 'trade north-korea gone'), (1, 2, ''), (2, 1, 'trade')"
+            )
+        )
+
+
+def test_upgrade_to_0004_keeps_every_subscription_and_topic(bare_engine: sa.Engine) -> None:
+    database.upgrade(bare_engine, "0003")
+    _seed_0003(bare_engine)
+    database.upgrade(bare_engine)
+    with Session(bare_engine) as session:
+        choices = storage.subscriptions_of_many(session, [1, 2])
+        statuses = {s.email: s.status for s, _ in storage.subscribers(session)}
+        digests = [d.slug for d in storage.all_digests(session)]
+    # a slug that named no tag any more ("gone") is dropped; the rest are kept
+    assert choices == {
+        1: {1: frozenset({"trade", "north-korea"}), 2: frozenset()},
+        2: {1: frozenset({"trade"})},
+    }
+    # a status outside the known ones cannot be mailed: it becomes pending
+    assert statuses == {"a@example.org": "active", "b@example.org": "pending"}
+    assert digests == ["digest", "weekly"]  # the default digest existed: not made twice
+
+
+def test_downgrade_from_0004_writes_topics_back_as_slugs(bare_engine: sa.Engine) -> None:
+    database.upgrade(bare_engine, "0003")
+    _seed_0003(bare_engine)
+    database.upgrade(bare_engine)
+    database.downgrade(bare_engine, "0003")
+    with bare_engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT subscriber_id, digest_id, tags FROM subscription ORDER BY 1, 2")
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, 1, "north-korea trade"), (1, 2, ""), (2, 1, "trade")]
+
+
+def test_the_default_digest_is_created_once_by_the_migration(engine: sa.Engine) -> None:
+    with Session(engine) as session:
+        assert [d.slug for d in storage.all_digests(session)] == ["digest"]
+
+
+def _subscribe_to_tags(engine: sa.Engine, slugs: list[str]) -> int:
+    with Session(engine) as session:
+        for slug in slugs:
+            storage.upsert_tag(session, slug, slug.title(), "")
+        subscriber = Subscriber(email="t@example.org", status="active", link_key="k")
+        storage.add_subscriber(session, subscriber)
+        assert subscriber.id is not None
+        digest = storage.all_digests(session)[0].id or 0
+        storage.set_subscriptions(session, subscriber.id, {digest: frozenset(slugs)})
+        session.commit()
+        return subscriber.id
+
+
+def test_a_renamed_tag_stays_chosen_and_a_deleted_one_drops_out(engine: sa.Engine) -> None:
+    sid = _subscribe_to_tags(engine, ["trade", "energy"])
+    with Session(engine) as session:
+        storage.upsert_tag(session, "trade", "Trade and tariffs", "")
+        trade = storage.tag_by_slug(session, "trade")
+        assert trade is not None
+        trade.slug = "trade-and-tariffs"
+        energy = storage.tag_by_slug(session, "energy")
+        session.delete(energy)
+        session.commit()
+    with Session(engine) as session:
+        assert list(storage.subscriptions_of(session, sid).values()) == [
+            frozenset({"trade-and-tariffs"})
+        ]
+
+
+def test_a_subscriber_status_outside_the_known_ones_is_refused(engine: sa.Engine) -> None:
+    with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscriber (email, name, status, created_at, updated_at, link_key) "
+                "VALUES ('x@example.org', '', 'sleeping', '2026-01-01', '2026-01-01', 'k')"
+            )
+        )
+
+
+def test_a_digests_subscribers_are_listed_through_an_index(engine: sa.Engine) -> None:
+    indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("subscription")}
+    assert indexes["ix_subscription_digest_subscriber"] == ["digest_id", "subscriber_id"]

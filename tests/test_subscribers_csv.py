@@ -208,7 +208,9 @@ def test_columns_left_out_keep_what_subscribers_chose(engine: sa.Engine, tmp_pat
     with Session(engine) as session:
         found = storage.subscriber_by_email(session, "keep@example.org")
         assert found is not None and found.name == "Renamed"
-        assert list(storage.subscriptions_of(session, found.id or 0).values()) == [frozenset({"trade"})]
+        assert list(storage.subscriptions_of(session, found.id or 0).values()) == [
+            frozenset({"trade"})
+        ]
 
 
 def test_a_file_that_is_not_utf8_is_refused_clearly(engine: sa.Engine, tmp_path: Path) -> None:

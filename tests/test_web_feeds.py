@@ -26,9 +26,9 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from newsletter import articles
-from newsletter.feeds import export
 from newsletter.cli import main
 from newsletter.config import FeedsSettings, Settings
+from newsletter.feeds import export
 from newsletter.web import create_app
 from tests.helpers import context, serving
 
