@@ -25,7 +25,8 @@ from tests.golden import assert_golden
 from tests.helpers import NOW, context
 
 CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
-# Records by guid (by title when they have none), in the order of the file.
+# Records by guid (by title when they have none). Each one's tag names sort alike in every
+# collation: PostgreSQL orders an item's tags by the database's collation, SQLite by code point.
 PICKED = {
     "5f9c2b7e8a1d4c3b2a190f7e",  # control characters
     "post-17",  # entities and bare ampersands, an author with a URL
@@ -73,7 +74,10 @@ def imported(engine: sa.Engine, settings: Settings) -> None:
     records = [json.loads(line) for line in lines if line.strip()]
     picked = [r for r in records if r.get("guid", r["title"]) in PICKED]
     assert len(picked) == len(PICKED)
-    inputs = [articles.validate(r, f"hostile.jsonl#{n}", context(settings)) for n, r in enumerate(picked, 1)]
+    inputs = [
+        articles.validate(r, f"hostile.jsonl#{n}", context(settings))
+        for n, r in enumerate(picked, 1)
+    ]
     report = articles.import_articles(engine, inputs, base_url=settings.base_url, now=NOW)
     assert (report.created, report.errors) == (len(PICKED), [])
 
@@ -81,9 +85,7 @@ def imported(engine: sa.Engine, settings: Settings) -> None:
 def _feed(engine: sa.Engine, settings: Settings, ref: FeedRef, fmt: str) -> bytes:
     """What FeedCache.render serves for `ref` at NOW."""
     with Session(engine) as session:
-        found = storage.recent_published(
-            session, settings.feeds.items, tag_id=ref.row_id, now=NOW
-        )
+        found = storage.recent_published(session, settings.feeds.items, tag_id=ref.row_id, now=NOW)
     return render(feed_spec(settings, ref), fmt, found)
 
 
@@ -91,7 +93,9 @@ def _feed(engine: sa.Engine, settings: Settings, ref: FeedRef, fmt: str) -> byte
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_site_feeds_match_golden_files(engine: sa.Engine, settings: Settings, fmt: str) -> None:
     site = FeedRef(invalidation.SITE_KEY, "site", "", "", "", None)
-    assert_golden(f"feeds/site.{fmt}", _feed(engine, settings, site, fmt))
+    feed = _feed(engine, settings, site, fmt)
+    assert b"scheduled for 2099" not in feed and b"A draft" not in feed
+    assert_golden(f"feeds/site.{fmt}", feed)
 
 
 @pytest.mark.usefixtures("imported")
