@@ -118,6 +118,7 @@ class MailSettings:
     dkim_key_file: str = ""
     dkim_selector: str = "newsletter"
     dkim_domain: str = ""
+    postal_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,20 @@ class SubscribersSettings:
     confirmations_per_hour: int = field(default=3, metadata={"check": _between(1, 100)})
     signups_per_ip_per_hour: int = field(default=60, metadata={"check": _between(1, 100000)})
     signups_per_address_per_hour: int = field(default=10, metadata={"check": _between(1, 1000)})
+
+
+@dataclass(frozen=True)
+class DigestsSettings:
+    catch_up_hours: int = field(default=6, metadata={"check": _between(0, 24 * 365)})
+    sync_seconds: int = field(default=5, metadata={"check": _between(1, 3600)})
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry_base_seconds: int = field(default=60, metadata={"check": _between(1, 86400)})
+    max_attempts: int = field(default=5, metadata={"check": _between(1, 100)})
+    lease_seconds: int = field(default=300, metadata={"check": _between(1, 86400)})
+    claim_batch: int = field(default=100, metadata={"check": _between(1, 10000)})
 
 
 @dataclass(frozen=True)
@@ -164,6 +179,8 @@ class Settings:
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
     subscribers: SubscribersSettings = SubscribersSettings()
+    digests: DigestsSettings = DigestsSettings()
+    delivery: DeliverySettings = DeliverySettings()
     security: SecuritySettings = SecuritySettings()
     admin: AdminSettings = AdminSettings()
 

@@ -4,6 +4,7 @@ and delivery workers. Entry points ask for a `Services` and call use cases on it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,9 +12,11 @@ import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from newsletter.config import Settings
+from newsletter.digests.service import Digests
 from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.websub import Pinger
-from newsletter.mail import Mailer, make_mailer
+from newsletter.mail import Composer, Mailer, make_mailer
+from newsletter.models import utcnow
 from newsletter.resources import templates_dir
 from newsletter.storage.database import create_engine, open_database
 from newsletter.subscribers import Subscribers
@@ -48,6 +51,7 @@ class Services:
     mailer: Mailer
     templates: Environment
     subscribers: Subscribers
+    digests: Digests
     feed_cache: FeedCache
     pinger: Pinger | None
 
@@ -63,10 +67,11 @@ def build(
     engine: sa.Engine | None = None,
     mailer: Mailer | None = None,
     migrate: bool = True,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Services:
     """Services for `settings`. Opens the database (migrated to the newest schema unless
     `migrate` is False) unless `engine` is given; sends mail with the configured transport
-    unless `mailer` is given."""
+    unless `mailer` is given; tells time by `clock` (tests pass their own)."""
     if engine is None:
         engine = (
             open_database(settings.database_url)
@@ -81,6 +86,7 @@ def build(
         mailer=mailer,
         templates=templates,
         subscribers=Subscribers(engine, settings, mailer, templates),
+        digests=Digests(engine, settings, templates, mailer, Composer(settings), clock),
         feed_cache=FeedCache(engine, settings),
         pinger=Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.policy
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -65,19 +65,30 @@ def client(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
 
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. Recipients
-    containing "bounce" get 550, containing "later" get 451; a message to a recipient
-    containing "spamfilter" is refused at DATA with 554."""
+    containing "bounce" get 550 5.1.1, "nocode" a plain 550, "later" 451 every time,
+    "flaky" 451 on the first try only, "full" 552 5.2.2 every time, "policy" 554 5.7.1;
+    a message to a recipient containing "spamfilter" is refused at DATA with 554.
+    `on_message(address)` is called for each accepted message (tests hook into it)."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str], bytes]] = []
         self.connections = 0
+        self.tries: dict[str, int] = {}
+        self.on_message: Callable[[str], None] | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        self.tries[address] = self.tries.get(address, 0) + 1
         if "bounce" in address:
             return "550 5.1.1 No such user here"
-        if "later" in address:
+        if "nocode" in address:
+            return "550 Unknown user"
+        if "later" in address or ("flaky" in address and self.tries[address] == 1):
             return "451 4.3.0 Try again later"
+        if "full" in address:
+            return "552 5.2.2 Mailbox full"
+        if "policy" in address:
+            return "554 5.7.1 Client host blocked using a blocklist"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -89,6 +100,9 @@ class SmtpSink:
         self.messages.append(
             BytesParser(policy=email.policy.default).parsebytes(data)  # type: ignore[arg-type]
         )
+        if self.on_message is not None:
+            for rcpt in envelope.rcpt_tos:
+                self.on_message(rcpt)
         return "250 Message accepted"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]

@@ -11,11 +11,23 @@ from newsletter.models.articles import (
     Tag,
     TagView,
 )
+from newsletter.models.digests import (
+    ACTIVE_RUNS,
+    DEFAULT_DIGEST,
+    DEFAULT_SUBJECT,
+    PENDING_DELIVERIES,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestRun,
+    DigestTag,
+    RunArticle,
+    RunKind,
+    RunStatus,
+)
 from newsletter.models.feeds import FeedVersion
 from newsletter.models.subscribers import (
-    DEFAULT_DIGEST,
     SUPPRESSING,
-    Digest,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -25,7 +37,10 @@ from newsletter.models.subscribers import (
 from newsletter.models.types import UTCDateTime, utcnow
 
 __all__ = [
+    "ACTIVE_RUNS",
     "DEFAULT_DIGEST",
+    "DEFAULT_SUBJECT",
+    "PENDING_DELIVERIES",
     "SUPPRESSING",
     "Article",
     "ArticleStatus",
@@ -33,8 +48,15 @@ __all__ = [
     "ArticleView",
     "Author",
     "AuthorView",
+    "Delivery",
+    "DeliveryStatus",
     "Digest",
+    "DigestRun",
+    "DigestTag",
     "FeedVersion",
+    "RunArticle",
+    "RunKind",
+    "RunStatus",
     "Subscriber",
     "SubscriberStatus",
     "Subscription",

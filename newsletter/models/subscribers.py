@@ -23,16 +23,6 @@ SUPPRESSING = frozenset(
     {SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained}
 )
 STATUS_CHECK = "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')"
-DEFAULT_DIGEST = "digest"  # created by migration 0004; sign-ups without a choice get it
-
-
-class Digest(SQLModel, table=True):
-    """A newsletter readers can choose (its schedule and template come with the digests)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    slug: str = Field(max_length=200, unique=True)
-    name: str = Field(max_length=300)
-    description: str = ""
 
 
 class Subscriber(SQLModel, table=True):

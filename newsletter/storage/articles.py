@@ -85,7 +85,7 @@ def list_articles(
         col(Article.published_at).desc(),
         col(Article.id).desc(),
     )
-    return _views(session, list(session.exec(query.offset(offset).limit(limit))))
+    return views(session, list(session.exec(query.offset(offset).limit(limit))))
 
 
 def recent_published(
@@ -110,17 +110,17 @@ def recent_published(
         by_id = {
             a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))
         }
-        return _views(session, [by_id[i] for i in article_ids if i in by_id])
+        return views(session, [by_id[i] for i in article_ids if i in by_id])
     query = select(Article).where(Article.status == ArticleStatus.published)
     if author_id is not None:
         query = query.where(Article.author_id == author_id)
     if now is not None:
         query = query.where(col(Article.published_at) <= now)
     query = query.order_by(col(Article.published_at).desc(), col(Article.id).desc()).limit(limit)
-    return _views(session, list(session.exec(query)))
+    return views(session, list(session.exec(query)))
 
 
-def _views(session: Session, articles: list[Article]) -> list[ArticleView]:
+def views(session: Session, articles: list[Article]) -> list[ArticleView]:
     """Attach authors and tags with two queries for the whole list."""
     if not articles:
         return []
@@ -160,4 +160,4 @@ def _views(session: Session, articles: list[Article]) -> list[ArticleView]:
 
 def article_view(session: Session, slug: str) -> ArticleView | None:
     article = article_by_slug(session, slug)
-    return _views(session, [article])[0] if article else None
+    return views(session, [article])[0] if article else None

@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select
 
 from newsletter.errors import DuplicateError
 from newsletter.models import (
-    Digest,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -183,10 +182,3 @@ def suppress(session: Session, email: str, reason: str, detail: str, now: dateti
 
 def lift_suppression(session: Session, email: str) -> None:
     session.execute(sa.delete(Suppression).where(col(Suppression.email) == email))
-
-
-# --------------------------------------------------------------------------- digests on offer
-
-
-def all_digests(session: Session) -> list[Digest]:
-    return list(session.exec(select(Digest).order_by(col(Digest.id))))

@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from jinja2 import Environment
@@ -38,7 +37,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.storage import Choices
-from newsletter.subscribers import bulk
+from newsletter.subscribers import bulk, links
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.subscribers.eligibility import Purpose, may_mail
 from newsletter.subscribers.ratelimit import RateLimiter
@@ -203,36 +202,29 @@ class Subscribers:
     # ------------------------------------------------------------------ links and letters
 
     def link(self, page: str, token: str) -> str:
-        return f"{self.settings.base_url}/{page}/{token}"
-
-    def unsubscribe_token(self, subscriber: Subscriber) -> str:
-        assert subscriber.id is not None
-        return tokens.sign(
-            self.settings.secret, "unsubscribe", subscriber.id, subscriber.link_key, None
-        )
+        return links.page(self.settings, page, token)
 
     def preferences_token(self, subscriber: Subscriber) -> str:
         assert subscriber.id is not None
-        return tokens.sign(
-            self.settings.secret, "preferences", subscriber.id, subscriber.link_key, None
-        )
+        return links.preferences_token(self.settings, subscriber.id, subscriber.link_key)
 
     def letter(
         self, subscriber: Subscriber, template: str, subject: str, context: dict[str, object]
     ) -> Letter:
         """A letter to `subscriber` from templates/email/<template>.{txt,html}, with the
         unsubscribe and preferences links every message carries (RFC 8058 headers too)."""
-        unsubscribe_url = self.link("unsubscribe", self.unsubscribe_token(subscriber))
+        assert subscriber.id is not None
+        unsubscribe_url = links.unsubscribe_url(self.settings, subscriber.id, subscriber.link_key)
         context = {
             **context,
             "subscriber": subscriber,
             "unsubscribe_url": unsubscribe_url,
-            "preferences_url": self.link("preferences", self.preferences_token(subscriber)),
+            "preferences_url": links.preferences_url(
+                self.settings, subscriber.id, subscriber.link_key
+            ),
             "site": self.settings.site,
             "base_url": self.settings.base_url,
         }
-        mailto_subject = quote("unsubscribe " + subscriber.email)
-        mailto = f"mailto:{self.settings.mail.from_address}?subject={mailto_subject}"
         text, html = render_bodies(self.templates, template, context)
         return Letter(
             to=subscriber.email,
@@ -240,10 +232,7 @@ class Subscribers:
             subject=subject,
             text=text,
             html=html,
-            headers={
-                "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            headers=links.unsubscribe_headers(self.settings, subscriber.email, unsubscribe_url),
         )
 
     async def deliver(self, letter: Letter, now: datetime) -> bool:

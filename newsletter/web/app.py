@@ -21,7 +21,8 @@ from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.render import FORMATS
 from newsletter.feeds.websub import Pinger
 from newsletter.mail import Mailer
-from newsletter.web import pages, subscriptions
+from newsletter.scheduler import DigestScheduler
+from newsletter.web import digests, pages, subscriptions
 from newsletter.web.feeds import FeedRoutes
 from newsletter.web.templating import render
 
@@ -31,20 +32,33 @@ LINK_TITLES = {"expired": "This link has expired", "used": "This link was alread
 
 
 def create_app(
-    settings: Settings, engine: sa.Engine | None = None, mailer: Mailer | None = None
+    settings: Settings,
+    engine: sa.Engine | None = None,
+    mailer: Mailer | None = None,
+    run_scheduler: bool = False,
 ) -> ASGIApp:
     """The whole HTTP service. Opens (and migrates) the database unless `engine` is given;
-    sends mail with the configured transport unless `mailer` is given."""
+    sends mail with the configured transport unless `mailer` is given; runs the digest
+    scheduler and sender in the same process with `run_scheduler` (`newsletter serve`)."""
     services = composition.build(settings, engine, mailer)
     cache = services.feed_cache
+    scheduler = (
+        DigestScheduler(services.digests, settings.digests.sync_seconds, services.digests.clock)
+        if run_scheduler
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(cache.refresh)
         task = asyncio.create_task(_watch(cache, services.pinger))
+        if scheduler:
+            await scheduler.start()
         try:
             yield
         finally:
+            if scheduler:
+                await scheduler.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -61,6 +75,7 @@ def create_app(
     app.state.engine = services.engine
     app.state.templates = services.templates
     app.state.subscribers = services.subscribers
+    app.state.digests = services.digests
     app.state.feed_cache = cache
     app.state.pinger = services.pinger
 
@@ -80,6 +95,7 @@ def create_app(
     app.add_exception_handler(TokenError, bad_link)
     app.include_router(pages.router)
     app.include_router(subscriptions.router)
+    app.include_router(digests.router)
     return FeedRoutes(app, cache, settings.feeds.max_age)
 
 

@@ -1,0 +1,284 @@
+"""`newsletter digests` (define, preview, test, send) and `newsletter runs` (watch, pause,
+resume, cancel)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from newsletter.cli.common import EXIT_FAILED, command, main, services
+from newsletter.delivery.sender import Progress
+from newsletter.digests import schedule
+from newsletter.digests.definitions import DigestInput
+from newsletter.digests.service import DigestView, RunView
+from newsletter.errors import InvalidInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(name="digests")
+def digests_group() -> None:
+    """Define, preview, test and send digests."""
+
+
+@click.group(name="runs")
+def runs_group() -> None:
+    """Watch and steer digest runs."""
+
+
+main.add_command(digests_group)
+main.add_command(runs_group)
+
+
+def definition_options(fn: F) -> F:
+    """The options `create` and `edit` share; a left-out option keeps what is there."""
+    options = [
+        click.option("--name", help="The digest's name, as readers see it."),
+        click.option("--description"),
+        click.option("--tags", help="Comma-separated tag slugs to draw from ('' for all)."),
+        click.option("--max-items", type=int, help="Most posts in an issue (1-100)."),
+        click.option("--cron", help="Schedule as a cron expression: 'min hour day month weekday'."),
+        click.option("--daily", metavar="HH:MM", help="Every day at HH:MM."),
+        click.option("--weekly", nargs=2, metavar="DAY HH:MM", help="Every week on DAY at HH:MM."),
+        click.option(
+            "--monthly", nargs=2, metavar="N HH:MM", help="Every month on day N at HH:MM."
+        ),
+        click.option("--timezone", help="IANA time zone of the schedule (default: the site's)."),
+        click.option(
+            "--subject", help="Subject template, e.g. '{{ digest.name }}: {{ issue.date }}'."
+        ),
+        click.option("--template", help="Email template name (templates/email/NAME.html|txt)."),
+        click.option(
+            "--skip-if-empty/--send-if-empty", default=None, help="Skip an issue with no posts."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _input(kwargs: dict[str, Any]) -> DigestInput:
+    given = [k for k in ("cron", "daily", "weekly", "monthly") if kwargs.get(k)]
+    if len(given) > 1:
+        raise InvalidInputError("schedule", "give one of --cron, --daily, --weekly, --monthly")
+    cron = kwargs.get("cron")
+    if kwargs.get("daily"):
+        cron = schedule.daily(kwargs["daily"])
+    elif kwargs.get("weekly"):
+        cron = schedule.weekly(*kwargs["weekly"])
+    elif kwargs.get("monthly"):
+        day, at = kwargs["monthly"]
+        if not str(day).isdigit():
+            raise InvalidInputError("monthly", f"{day!r} is not a day of the month", day)
+        cron = schedule.monthly(int(day), at)
+    tags = kwargs.get("tags")
+    return DigestInput(
+        name=kwargs.get("name"),
+        description=kwargs.get("description"),
+        tags=None if tags is None else tuple(t.strip() for t in tags.split(",") if t.strip()),
+        max_items=kwargs.get("max_items"),
+        cron=cron,
+        timezone=kwargs.get("timezone"),
+        subject=kwargs.get("subject"),
+        template=kwargs.get("template"),
+        skip_if_empty=kwargs.get("skip_if_empty"),
+    )
+
+
+def _when(moment: datetime | None, zone: str) -> str:
+    if moment is None:
+        return "-"
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"
+
+
+def _show(view: DigestView) -> None:
+    tags = ", ".join(view.tags) or "every tag"
+    state = "paused" if view.paused else f"next {_when(view.next_run, view.timezone)}"
+    click.echo(
+        f"{view.slug}  {view.name}  [{view.cron} {view.timezone}]  {state}  "
+        f"max {view.max_items} · {tags} · template {view.template}"
+        + ("" if view.skip_if_empty else " · sends when empty")
+    )
+
+
+@command(digests_group, "create")
+@click.argument("slug")
+@definition_options
+def digests_create(slug: str, **kwargs: Any) -> None:
+    """Define a new digest SLUG (--name and a schedule; the default is daily at 07:00)."""
+    _show(services().digests.create(slug, _input(kwargs)))
+
+
+@command(digests_group, "edit")
+@click.argument("slug")
+@definition_options
+def digests_edit(slug: str, **kwargs: Any) -> None:
+    """Change a digest: options left out keep their value."""
+    _show(services().digests.edit(slug, _input(kwargs)))
+
+
+@command(digests_group, "list")
+def digests_list() -> None:
+    """Every digest with its schedule and next run in its own time zone."""
+    views = services().digests.all()
+    for view in views:
+        _show(view)
+    if not views:
+        click.echo("no digests")
+
+
+@command(digests_group, "pause")
+@click.argument("slug")
+def digests_pause(slug: str) -> None:
+    """Stop scheduling SLUG (runs under way go on; `runs pause` stops one)."""
+    _show(services().digests.pause(slug))
+
+
+@command(digests_group, "resume")
+@click.argument("slug")
+def digests_resume(slug: str) -> None:
+    """Schedule SLUG again from now on (firings while paused are not sent)."""
+    _show(services().digests.resume(slug))
+
+
+@command(digests_group, "delete")
+@click.argument("slug")
+def digests_delete(slug: str) -> None:
+    """Delete SLUG with its runs and its readers' subscriptions to it."""
+    services().digests.delete(slug)
+    click.echo(f"deleted {slug}")
+
+
+@command(digests_group, "preview")
+@click.argument("slug")
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html")
+@click.option("--subscriber", help="Show this subscriber's narrowed view.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+def digests_preview(slug: str, fmt: str, subscriber: str | None, output: Path | None) -> None:
+    """The next issue as it would go out now, with real articles."""
+    body = services().digests.preview(slug, fmt, subscriber)
+    if output is None:
+        click.echo(body)
+    else:
+        output.write_text(body, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@command(digests_group, "test")
+@click.argument("slug")
+@click.option("--to", "to", required=True, help="Address to send the test to.")
+def digests_test(slug: str, to: str) -> None:
+    """Send the next issue to one address, marked as a test."""
+    built = services()
+
+    async def run() -> str:
+        try:
+            return await built.digests.send_test(slug, to)
+        finally:
+            await built.aclose()
+
+    click.echo(f"test sent to {to}: {asyncio.run(run())}")
+
+
+@command(digests_group, "send")
+@click.argument("slug")
+def digests_send(slug: str) -> None:
+    """Send an issue now, in the foreground (exit 1 if any recipient failed)."""
+    built = services()
+    run = built.digests.send_now(slug)
+    click.echo(f"run {run.id}: {run.status}, {run.posts} posts, {run.recipients} recipients")
+    if run.status == "skipped":
+        click.echo(f"skipped: {run.reason}")
+        return
+    progress = _deliver(run.id, run.recipients)
+    final = built.digests.run(run.id)
+    _show_run(final)
+    if final.counts.get("failed", 0) or progress.failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _deliver(run_id: int, total: int) -> Progress:
+    built = services()
+
+    async def run(update: Callable[[Progress], None] | None) -> Progress:
+        try:
+            return await built.digests.deliver(run_id, update)
+        finally:
+            await built.aclose()
+
+    if not sys.stdout.isatty():
+        return asyncio.run(run(None))
+    with click.progressbar(length=total, label=f"run {run_id}", show_pos=True) as bar:
+        done = [0]
+
+        def update(progress: Progress) -> None:
+            count = progress.sent + progress.failed + progress.skipped + progress.suppressed
+            bar.update(count - done[0])
+            done[0] = count
+
+        return asyncio.run(run(update))
+
+
+def _show_run(run: RunView) -> None:
+    counts = run.counts
+    click.echo(
+        f"run {run.id}  {run.digest}  {run.scheduled_for:%Y-%m-%d %H:%M} UTC  {run.kind}  "
+        f"{run.status}  posts {run.posts}  recipients {run.recipients}  "
+        + "  ".join(
+            f"{k} {counts.get(k, 0)}"
+            for k in ("sent", "deferred", "failed", "skipped", "suppressed", "queued", "sending")
+        )
+        + (f"  ({run.reason})" if run.reason else "")
+    )
+
+
+@command(runs_group, "list")
+@click.option("--digest", "slug", help="Only this digest's runs.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+def runs_list(slug: str | None, limit: int) -> None:
+    """Recent runs, newest first, with their counts."""
+    found = services().digests.runs(slug, limit)
+    for run in found:
+        _show_run(run)
+    if not found:
+        click.echo("no runs")
+
+
+@command(runs_group, "show")
+@click.argument("run_id", type=int)
+def runs_show(run_id: int) -> None:
+    """One run: its window, subject and counts."""
+    run = services().digests.run(run_id)
+    _show_run(run)
+    click.echo(f"subject: {run.subject}")
+    start = f"{run.window_start:%Y-%m-%d %H:%M}" if run.window_start else "-"
+    end = f"{run.window_end:%Y-%m-%d %H:%M}" if run.window_end else "-"
+    click.echo(f"window: {start} to {end} UTC")
+
+
+@command(runs_group, "pause")
+@click.argument("run_id", type=int)
+def runs_pause(run_id: int) -> None:
+    """Stop sending a run; `runs resume` takes it up where it stopped."""
+    _show_run(services().digests.pause_run(run_id))
+
+
+@command(runs_group, "resume")
+@click.argument("run_id", type=int)
+def runs_resume(run_id: int) -> None:
+    """Take a paused run up again (a running scheduler sends it within seconds)."""
+    _show_run(services().digests.resume_run(run_id))
+
+
+@command(runs_group, "cancel")
+@click.argument("run_id", type=int)
+def runs_cancel(run_id: int) -> None:
+    """Stop a run for good: nobody not yet mailed is mailed."""
+    _show_run(services().digests.cancel_run(run_id))

@@ -1,0 +1,656 @@
+"""Use cases on digests: definitions, previews, test sends, send now, the scheduler's tick,
+runs (compose, ledger, deliver, pause, resume, cancel) and the public archive.
+
+Database work is synchronous (call it in a thread from async code); sending is async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from jinja2 import Environment
+from sqlmodel import Session
+
+from newsletter import storage
+from newsletter.config import Settings
+from newsletter.delivery.sender import Build, Progress, Sender
+from newsletter.digests import compose
+from newsletter.digests.compose import Composer, DigestInfo, Issue, Post, narrow, segment_key
+from newsletter.digests.definitions import Definition, DigestInput, check, check_slug, merge
+from newsletter.digests.schedule import Schedule
+from newsletter.errors import InvalidInputError, NotFoundError
+from newsletter.mail import Composer as MimeComposer
+from newsletter.mail import Letter, Mailer
+from newsletter.models import (
+    ACTIVE_RUNS,
+    DEFAULT_SUBJECT,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestRun,
+    RunKind,
+    RunStatus,
+)
+from newsletter.storage import Recipient
+from newsletter.subscribers import links, normalize_email
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+LEDGER_BATCH = 1000
+# A firing found this late by the scheduler's own rhythm still counts as on time.
+ON_TIME = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """A digest as editors see it."""
+
+    slug: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    max_items: int
+    cron: str
+    timezone: str
+    subject: str
+    template: str
+    skip_if_empty: bool
+    paused: bool
+    next_run: datetime | None  # aware UTC; None when paused
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    digest: str
+    scheduled_for: datetime
+    kind: str
+    status: str
+    reason: str
+    window_start: datetime | None
+    window_end: datetime | None
+    subject: str
+    posts: int
+    counts: dict[str, int] = field(default_factory=dict)
+    finished_at: datetime | None = None
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class ArchivedIssue:
+    """A sent issue as the public archive shows it: whole, not narrowed."""
+
+    run_id: int
+    digest: DigestInfo
+    subject: str
+    date: datetime
+    posts: tuple[Post, ...]
+    url: str
+
+
+class Digests:
+    """Every use case on digests, for the CLI, the web app and the scheduler."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        templates: Environment,
+        mailer: Mailer,
+        mime: MimeComposer,
+        clock: Clock,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.templates = templates
+        self.mailer = mailer
+        self.mime = mime
+        self.clock = clock
+        self.sender = Sender(engine, settings, mailer, mime, clock)
+        self._composers: dict[int, Composer] = {}
+
+    # ------------------------------------------------------------------ definitions
+
+    def _template_exists(self, name: str) -> bool:
+        loader = self.templates.loader
+        assert loader is not None
+        found = set(loader.list_templates())
+        return f"email/{name}.html" in found and f"email/{name}.txt" in found
+
+    def _check(self, session: Session, definition: Definition) -> Definition:
+        known = {t.slug for t in storage.all_tags(session)}
+        return check(definition, known, self._template_exists)
+
+    def create(self, slug: str, data: DigestInput) -> DigestView:
+        """A new digest; InvalidInputError naming the field, or DuplicateError for a slug
+        in use. Nothing is stored unless everything is right."""
+        slug = check_slug(slug)
+        if data.name is None:
+            raise InvalidInputError("name", "is required")
+        blank = Definition(
+            slug=slug,
+            name="",
+            description="",
+            tags=(),
+            max_items=10,
+            cron="0 7 * * *",
+            timezone=self.settings.site.timezone,
+            subject=DEFAULT_SUBJECT,
+            template="digest",
+            skip_if_empty=True,
+            paused=False,
+        )
+        now = self.clock()
+        with Session(self.engine) as session:
+            definition = self._check(session, merge(blank, data))
+            digest = Digest(slug=slug, name=definition.name, schedule_from=now, updated_at=now)
+            self._apply(digest, definition)
+            storage.add_digest(session, digest)
+            self._store_tags(session, digest, definition.tags)
+            session.commit()
+            return self._view(session, digest)
+
+    def edit(self, slug: str, data: DigestInput) -> DigestView:
+        now = self.clock()
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            current = self._definition(session, digest)
+            definition = self._check(session, merge(current, data))
+            if (definition.cron, definition.timezone) != (current.cron, current.timezone):
+                digest.schedule_from = now  # a new schedule starts now, it does not catch up
+            if current.paused and not definition.paused:
+                digest.schedule_from = max(digest.schedule_from, now)
+            self._apply(digest, definition)
+            digest.updated_at = now
+            self._store_tags(session, digest, definition.tags)
+            session.commit()
+            return self._view(session, digest)
+
+    def pause(self, slug: str) -> DigestView:
+        return self.edit(slug, DigestInput(paused=True))
+
+    def resume(self, slug: str) -> DigestView:
+        """Unpause; firings that came while paused are not sent afterwards."""
+        return self.edit(slug, DigestInput(paused=False))
+
+    def delete(self, slug: str) -> None:
+        """Delete a digest with its runs, ledger and subscriptions."""
+        with Session(self.engine) as session:
+            storage.delete_digest(session, self._digest(session, slug))
+            session.commit()
+
+    def all(self) -> list[DigestView]:
+        with Session(self.engine) as session:
+            return [self._view(session, d) for d in storage.all_digests(session)]
+
+    def get(self, slug: str) -> DigestView:
+        with Session(self.engine) as session:
+            return self._view(session, self._digest(session, slug))
+
+    def _apply(self, digest: Digest, definition: Definition) -> None:
+        digest.name = definition.name
+        digest.description = definition.description
+        digest.max_items = definition.max_items
+        digest.cron = definition.cron
+        digest.timezone = definition.timezone
+        digest.subject = definition.subject
+        digest.template = definition.template
+        digest.skip_if_empty = definition.skip_if_empty
+        digest.paused = definition.paused
+
+    def _store_tags(self, session: Session, digest: Digest, slugs: tuple[str, ...]) -> None:
+        assert digest.id is not None
+        found = storage.tags_by_slugs(session, list(slugs))
+        storage.set_digest_tags(session, digest.id, [t.id for t in found.values() if t.id])
+
+    def _digest(self, session: Session, slug: str) -> Digest:
+        digest = storage.digest_by_slug(session, slug)
+        if digest is None:
+            raise NotFoundError("digest", slug)
+        return digest
+
+    def _tag_slugs(self, session: Session, digest: Digest) -> tuple[str, ...]:
+        assert digest.id is not None
+        return tuple(
+            sorted(t.slug for t in storage.digest_tags(session, [digest.id]).get(digest.id, []))
+        )
+
+    def _definition(self, session: Session, digest: Digest) -> Definition:
+        return Definition(
+            slug=digest.slug,
+            name=digest.name,
+            description=digest.description,
+            tags=self._tag_slugs(session, digest),
+            max_items=digest.max_items,
+            cron=digest.cron,
+            timezone=digest.timezone,
+            subject=digest.subject,
+            template=digest.template,
+            skip_if_empty=digest.skip_if_empty,
+            paused=digest.paused,
+        )
+
+    def _view(self, session: Session, digest: Digest) -> DigestView:
+        d = self._definition(session, digest)
+        next_run = None if d.paused else Schedule.parse(d.cron, d.timezone).next_after(self.clock())
+        return DigestView(**d.__dict__, next_run=next_run)
+
+    # ------------------------------------------------------------------ composing
+
+    def _info(self, digest: Digest) -> DigestInfo:
+        return DigestInfo(digest.slug, digest.name, digest.description, digest.timezone)
+
+    def issue_url(self, slug: str, run_id: int | None) -> str:
+        return f"{self.settings.base_url}/digests/{slug}" + (f"/{run_id}" if run_id else "")
+
+    def _composer(self, digest: Digest) -> Composer:
+        return Composer(
+            templates=self.templates,
+            template=digest.template,
+            subject=digest.subject,
+            base_url=self.settings.base_url,
+            site_title=self.settings.site.title,
+            postal_address=self.settings.mail.postal_address,
+            inline=self.mime.inline,
+        )
+
+    def _window_posts(
+        self, session: Session, digest: Digest, start: datetime, end: datetime
+    ) -> list[Post]:
+        assert digest.id is not None
+        tags = storage.digest_tags(session, [digest.id]).get(digest.id)
+        tag_ids = [t.id for t in tags if t.id is not None] if tags else None
+        rows = storage.window_articles(session, start, end, tag_ids, digest.max_items)
+        return [Post(article_id, view) for article_id, view in rows]
+
+    def _window_start(
+        self, session: Session, digest: Digest, run_id: int, end: datetime
+    ) -> datetime:
+        """Where the next window starts: the end of the previous composed run's window;
+        for a digest's first issue, one schedule period before its first firing (a missed
+        firing included, so its posts are not lost)."""
+        assert digest.id is not None
+        previous = storage.previous_window_end(session, digest.id, run_id)
+        if previous is not None:
+            return previous
+        first = min(end, storage.first_run_time(session, digest.id) or end)
+        return first - Schedule.parse(digest.cron, digest.timezone).period_before(first)
+
+    def preview(self, slug: str, fmt: str = "html", subscriber: str | None = None) -> str:
+        """The next issue as it would go out now, with real articles: the whole issue, or
+        one subscriber's narrowed view (their greeting and links filled in)."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            start = self._window_start(session, digest, 0, now)
+            posts = self._window_posts(session, digest, start, now)
+            page = self.issue_url(slug, None)
+            name, email, unsubscribe, prefs = "", "reader@example.org", page, page
+            if subscriber is not None:
+                person = storage.subscriber_by_email(session, normalize_email(subscriber))
+                if person is None or person.id is None:
+                    raise NotFoundError("subscriber", subscriber)
+                chosen = storage.subscriptions_of(session, person.id)
+                if digest.id not in chosen:
+                    raise InvalidInputError("subscriber", f"{person.email} does not receive {slug}")
+                posts = list(narrow(posts, chosen[digest.id]))
+                name, email = person.name, person.email
+                unsubscribe = links.unsubscribe_url(self.settings, person.id, person.link_key)
+                prefs = links.preferences_url(self.settings, person.id, person.link_key)
+            issue = Issue(self._info(digest), None, now, tuple(posts), self.issue_url(slug, None))
+            bodies = self._composer(digest).bodies(issue, posts)
+        text, html = compose.personalise(bodies, name, email, unsubscribe, prefs)
+        if fmt == "text":
+            return f"Subject: {bodies.subject}\n\n{text}"
+        if fmt != "html":
+            raise InvalidInputError("format", f"{fmt!r} is not html or text", fmt)
+        return html
+
+    async def send_test(self, slug: str, to: str) -> str:
+        """Send the next issue, as it would go out now, to `to` (any address; its subject
+        says it is a test). Returns the Message-ID."""
+        address = normalize_email(to)
+        now = self.clock()
+
+        def letter() -> Letter:
+            with Session(self.engine) as session:
+                digest = self._digest(session, slug)
+                start = self._window_start(session, digest, 0, now)
+                posts = self._window_posts(session, digest, start, now)
+                issue = Issue(
+                    self._info(digest), None, now, tuple(posts), self.issue_url(slug, None)
+                )
+                bodies = self._composer(digest).bodies(issue, posts)
+            page = f"{self.settings.base_url}/digests/{slug}"
+            text, html = compose.personalise(bodies, "", address, page, page)
+            return Letter(address, "", f"[Test] {bodies.subject}", text, html, inlined=True)
+
+        built = await asyncio.to_thread(letter)
+        envelope = self.mime.compose(built, now)
+        await self.mailer.send(envelope)
+        return envelope.message_id
+
+    # ------------------------------------------------------------------ runs
+
+    def send_now(self, slug: str) -> RunView:
+        """A run now, outside the schedule; its window ends now."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            assert digest.id is not None
+            run, _ = storage.add_run(
+                session,
+                DigestRun(
+                    digest_id=digest.id, scheduled_for=now, kind=RunKind.manual, created_at=now
+                ),
+            )
+            assert run.id is not None
+            run_id = run.id
+        self.compose(run_id)
+        return self.run(run_id)
+
+    def tick(self, now: datetime | None = None) -> list[int]:
+        """The scheduler's work at `now`: for each unpaused digest, the latest firing not
+        yet answered makes its run (once, however many schedulers tick), and is composed;
+        a firing older than `[digests] catch_up_hours` is recorded as missed instead.
+        Returns the ids of the runs this call created."""
+        now = now or self.clock()
+        catch_up = timedelta(hours=self.settings.digests.catch_up_hours) + ON_TIME
+        created: list[int] = []
+        with Session(self.engine) as session:
+            digests = [d for d in storage.all_digests(session) if not d.paused]
+            plans: list[tuple[int, datetime, bool]] = []
+            for digest in digests:
+                assert digest.id is not None
+                schedule = Schedule.parse(digest.cron, digest.timezone)
+                last = storage.latest_run(session, digest.id, RunKind.scheduled)
+                since = max(
+                    digest.schedule_from, last.scheduled_for if last else digest.schedule_from
+                )
+                nxt = schedule.next_after(since)
+                if nxt is None or nxt > now:
+                    continue  # the common case: nothing due
+                # bound the walk: a firing older than this is missed whichever it is
+                since = max(since, now - catch_up - timedelta(days=2))
+                latest = schedule.latest_at_or_before(now, since) or nxt
+                plans.append((digest.id, latest, now - latest <= catch_up))
+        for digest_id, scheduled_for, on_time in plans:
+            with Session(self.engine) as session:
+                run = DigestRun(
+                    digest_id=digest_id,
+                    scheduled_for=scheduled_for,
+                    kind=RunKind.scheduled,
+                    created_at=now,
+                )
+                if not on_time:
+                    run.status = RunStatus.missed
+                    run.reason = (
+                        f"nothing was running at {scheduled_for:%Y-%m-%d %H:%M} UTC, and that is "
+                        f"more than [digests] catch_up_hours = "
+                        f"{self.settings.digests.catch_up_hours} ago"
+                    )
+                run, new = storage.add_run(session, run)
+                assert run.id is not None
+                if new:
+                    created.append(run.id)
+                    log.info("digest run %s for %s (%s)", run.id, scheduled_for, run.status)
+        for run_id in created:
+            self.compose(run_id)
+        return created
+
+    def compose(self, run_id: int) -> None:
+        """Fix the run's window and posts (once), then write its ledger: one row per active,
+        unsuppressed subscriber of the digest, streamed in id order in batches, resumed
+        where it stopped. A run with no posts and skip-if-empty is skipped."""
+        with Session(self.engine) as session:
+            run = storage.run_by_id(session, run_id)
+            if run is None or run.status != RunStatus.composing:
+                return
+            digest = storage.digest_by_id(session, run.digest_id)
+            assert digest is not None and digest.id is not None
+            if run.window_end is None:
+                end = run.scheduled_for
+                start = min(self._window_start(session, digest, run_id, end), end)
+                posts = self._window_posts(session, digest, start, end)
+                run.window_start, run.window_end = start, end
+                storage.set_run_articles(session, run_id, [p.id for p in posts])
+                issue = Issue(
+                    self._info(digest),
+                    run_id,
+                    end,
+                    tuple(posts),
+                    self.issue_url(digest.slug, run_id),
+                )
+                run.subject = compose.subject_of(digest.subject, issue)
+                if not posts and digest.skip_if_empty:
+                    run.status = RunStatus.skipped
+                    run.reason = "no new posts in the window (skip-if-empty)"
+                    run.finished_at = self.clock()
+                session.commit()
+                if run.status == RunStatus.skipped:
+                    return
+            posts = [Post(i, v) for i, v in storage.run_articles(session, run_id)]
+            after = storage.last_ledger_subscriber(session, run_id)
+            now = self.clock()
+            while True:
+                page = storage.audience_page(session, digest.id, after, LEDGER_BATCH)
+                if not page:
+                    break
+                rows = []
+                for reader in page:
+                    mine = narrow(posts, reader.tags)
+                    # an issue sent empty (send-if-empty) goes to everyone; otherwise a
+                    # reader whose topics had no post is skipped
+                    wanted = bool(mine) or not posts
+                    rows.append(
+                        {
+                            "run_id": run_id,
+                            "subscriber_id": reader.id,
+                            "status": (
+                                DeliveryStatus.queued if wanted else DeliveryStatus.skipped
+                            ).value,
+                            "segment": segment_key(mine),
+                            "attempts": 0,
+                            "last_error": "" if wanted else "no post on the chosen topics",
+                            "updated_at": now,
+                        }
+                    )
+                storage.add_deliveries(session, rows)
+                session.commit()
+                after = page[-1].id
+            storage.set_run_status(
+                session, run_id, RunStatus.sending, only_from=[RunStatus.composing]
+            )
+            session.commit()
+
+    def _builder(self, run_id: int) -> Build:
+        """How the sender makes each recipient's letter: the segment's bodies, rendered
+        once, with the recipient's parts filled in."""
+        with Session(self.engine) as session:
+            run = storage.run_by_id(session, run_id)
+            assert run is not None
+            digest = storage.digest_by_id(session, run.digest_id)
+            assert digest is not None
+            posts = {i: Post(i, v) for i, v in storage.run_articles(session, run_id)}
+            issue = Issue(
+                self._info(digest),
+                run_id,
+                run.scheduled_for,
+                tuple(posts.values()),
+                self.issue_url(digest.slug, run_id),
+            )
+            composer = self._composers.setdefault(run_id, self._composer(digest))
+
+        def build(recipient: Recipient, message_id: str) -> Letter:
+            mine = [posts[int(i)] for i in recipient.segment.split(",") if i and int(i) in posts]
+            bodies = composer.bodies(issue, mine)
+            unsubscribe = links.unsubscribe_url(
+                self.settings, recipient.subscriber_id, recipient.link_key
+            )
+            preferences = links.preferences_url(
+                self.settings, recipient.subscriber_id, recipient.link_key
+            )
+            text, html = compose.personalise(
+                bodies, recipient.name, recipient.email, unsubscribe, preferences
+            )
+            return Letter(
+                to=recipient.email,
+                to_name=recipient.name,
+                subject=bodies.subject,
+                text=text,
+                html=html,
+                headers=links.unsubscribe_headers(self.settings, recipient.email, unsubscribe),
+                message_id=message_id,
+                inlined=True,
+            )
+
+        return build
+
+    def renders(self, run_id: int) -> int:
+        """Bodies rendered for a run in this process (one per segment)."""
+        composer = self._composers.get(run_id)
+        return composer.renders if composer else 0
+
+    async def deliver(
+        self, run_id: int, on_progress: Callable[[Progress], None] | None = None
+    ) -> Progress:
+        """Compose the run if that is not finished, then send it until it is done, paused
+        or cancelled."""
+        await asyncio.to_thread(self.compose, run_id)
+        build = await asyncio.to_thread(self._builder, run_id)
+        return await self.sender.deliver(run_id, build, on_progress)
+
+    def unfinished_runs(self) -> list[int]:
+        """Runs a sender should take up (composing or sending): after a crash, these
+        resume without anyone asking."""
+        with Session(self.engine) as session:
+            return [r.id for r in storage.runs_in(session, ACTIVE_RUNS) if r.id is not None]
+
+    def runs(self, slug: str | None = None, limit: int = 50) -> list[RunView]:
+        with Session(self.engine) as session:
+            digest_id = self._digest(session, slug).id if slug else None
+            found = storage.runs(session, digest_id, limit=limit)
+            return self._run_views(session, found)
+
+    def run(self, run_id: int) -> RunView:
+        with Session(self.engine) as session:
+            run = storage.run_by_id(session, run_id)
+            if run is None:
+                raise NotFoundError("run", str(run_id))
+            return self._run_views(session, [run])[0]
+
+    def _run_views(self, session: Session, found: list[DigestRun]) -> list[RunView]:
+        ids = [r.id for r in found if r.id is not None]
+        counts = storage.counts(session, ids)
+        slugs = {d.id: d.slug for d in storage.all_digests(session)}
+        return [
+            RunView(
+                id=r.id or 0,
+                digest=slugs.get(r.digest_id, "?"),
+                scheduled_for=r.scheduled_for,
+                kind=r.kind,
+                status=r.status,
+                reason=r.reason,
+                window_start=r.window_start,
+                window_end=r.window_end,
+                subject=r.subject,
+                posts=len(storage.run_articles(session, r.id or 0)),
+                counts=counts.get(r.id or 0, {}),
+                finished_at=r.finished_at,
+            )
+            for r in found
+        ]
+
+    def pause_run(self, run_id: int, reason: str = "paused by an editor") -> RunView:
+        with Session(self.engine) as session:
+            self._need_run(session, run_id)
+            if not storage.set_run_status(
+                session, run_id, RunStatus.paused, reason, only_from=ACTIVE_RUNS
+            ):
+                raise InvalidInputError("run", f"run {run_id} is not composing or sending")
+            session.commit()
+        return self.run(run_id)
+
+    def resume_run(self, run_id: int) -> RunView:
+        """Take a paused run up again (its ledger says where it stopped)."""
+        with Session(self.engine) as session:
+            run = self._need_run(session, run_id)
+            target = RunStatus.sending if run.window_end is not None else RunStatus.composing
+            if run.status == RunStatus.paused and storage.deliveries_written(session, run_id) == 0:
+                target = RunStatus.composing
+            if not storage.set_run_status(
+                session, run_id, target, "", only_from=[RunStatus.paused]
+            ):
+                raise InvalidInputError("run", f"run {run_id} is not paused")
+            session.commit()
+        return self.run(run_id)
+
+    def cancel_run(self, run_id: int) -> RunView:
+        """Stop a run for good: rows not yet sent are skipped."""
+        with Session(self.engine) as session:
+            self._need_run(session, run_id)
+            now = self.clock()
+            if not storage.set_run_status(
+                session,
+                run_id,
+                RunStatus.cancelled,
+                "cancelled by an editor",
+                finished_at=now,
+                only_from=[*ACTIVE_RUNS, RunStatus.paused],
+            ):
+                raise InvalidInputError("run", f"run {run_id} has already ended")
+            storage.skip_pending(session, run_id, "run cancelled", now)
+            session.commit()
+        return self.run(run_id)
+
+    def _need_run(self, session: Session, run_id: int) -> DigestRun:
+        run = storage.run_by_id(session, run_id)
+        if run is None:
+            raise NotFoundError("run", str(run_id))
+        return run
+
+    def ledger(self, run_id: int) -> list[Delivery]:
+        with Session(self.engine) as session:
+            return storage.ledger(session, run_id)
+
+    # ------------------------------------------------------------------ archive
+
+    def archive(self, slug: str, limit: int = 100) -> tuple[DigestView, list[ArchivedIssue]]:
+        """A digest and its sent issues, newest first."""
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            assert digest.id is not None
+            found = storage.runs(session, digest.id, [RunStatus.sent, RunStatus.sending], limit)
+            issues = [self._archived(session, digest, r) for r in found]
+            return self._view(session, digest), issues
+
+    def archived_issue(self, slug: str, run_id: int) -> ArchivedIssue:
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            run = storage.run_by_id(session, run_id)
+            if (
+                run is None
+                or run.digest_id != digest.id
+                or run.status not in (RunStatus.sent, RunStatus.sending)
+            ):
+                raise NotFoundError("issue", f"{slug}/{run_id}")
+            return self._archived(session, digest, run)
+
+    def _archived(self, session: Session, digest: Digest, run: DigestRun) -> ArchivedIssue:
+        posts = tuple(Post(i, v) for i, v in storage.run_articles(session, run.id or 0))
+        return ArchivedIssue(
+            run_id=run.id or 0,
+            digest=self._info(digest),
+            subject=run.subject,
+            date=run.scheduled_for,
+            posts=posts,
+            url=self.issue_url(digest.slug, run.id),
+        )

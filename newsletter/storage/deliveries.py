@@ -1,0 +1,305 @@
+"""The delivery ledger: writing a run's rows, claiming them with a lease, recording
+outcomes, counting. Plain rows, not ORM objects: a run may have a million of them.
+Callers pass a Session and own the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    DigestRun,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionTag,
+    Suppression,
+    Tag,
+)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A subscriber of a digest as the ledger writer sees them."""
+
+    id: int
+    tags: frozenset[str]  # the tags they narrowed the digest to (empty: all)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A claimed row with what sending needs to know about its subscriber now."""
+
+    delivery_id: int
+    subscriber_id: int
+    segment: str
+    attempts: int
+    email: str
+    name: str
+    status: str
+    link_key: str
+    suppressed: str | None  # the suppression reason, if the address is suppressed
+    subscribed: bool  # still subscribed to the run's digest
+
+
+def audience_page(session: Session, digest_id: int, after: int, limit: int) -> list[Reader]:
+    """The next `limit` active, unsuppressed subscribers of a digest with an id above
+    `after`, in id order (keyset pagination over ix_subscription_digest_subscriber)."""
+    rows = session.execute(
+        sa.select(col(Subscription.subscriber_id))
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .outerjoin(Suppression, col(Suppression.email) == Subscriber.email)
+        .where(
+            col(Subscription.digest_id) == digest_id,
+            col(Subscription.subscriber_id) > after,
+            col(Subscriber.status) == SubscriberStatus.active.value,
+            col(Suppression.email).is_(None),
+        )
+        .order_by(col(Subscription.subscriber_id))
+        .limit(limit)
+    ).all()
+    ids = [row[0] for row in rows]
+    tags: dict[int, set[str]] = {}
+    if ids:
+        for sid, slug in session.execute(
+            sa.select(col(SubscriptionTag.subscriber_id), col(Tag.slug))
+            .join(Tag, col(Tag.id) == SubscriptionTag.tag_id)
+            .where(
+                col(SubscriptionTag.digest_id) == digest_id,
+                col(SubscriptionTag.subscriber_id).in_(ids),
+            )
+        ):
+            tags.setdefault(sid, set()).add(slug)
+    return [Reader(sid, frozenset(tags.get(sid, ()))) for sid in ids]
+
+
+def last_ledger_subscriber(session: Session, run_id: int) -> int:
+    """The highest subscriber id with a row in the run's ledger (0: none yet)."""
+    found = session.execute(
+        sa.select(sa.func.max(Delivery.subscriber_id)).where(col(Delivery.run_id) == run_id)
+    ).scalar()
+    return int(found or 0)
+
+
+def deliveries_written(session: Session, run_id: int) -> int:
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).where(col(Delivery.run_id) == run_id)
+        ).scalar_one()
+    )
+
+
+def add_deliveries(session: Session, rows: Sequence[Mapping[str, object]]) -> None:
+    if rows:
+        session.execute(sa.insert(Delivery), list(rows))
+
+
+def _claimable(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(Delivery.run_id) == run_id,
+        sa.or_(
+            sa.and_(
+                col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]),
+                sa.or_(
+                    col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now
+                ),
+            ),
+            # a sender that held these died: its lease ran out
+            sa.and_(
+                col(Delivery.status) == DeliveryStatus.sending, col(Delivery.lease_until) < now
+            ),
+        ),
+    )
+
+
+def claim(
+    session: Session, run_id: int, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[Recipient]:
+    """Claim up to `limit` due rows of a run for `worker` until `lease_until`, in one
+    statement (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint
+    rows; SQLite serialises writers), and return them with their subscribers' state."""
+    pick = sa.select(col(Delivery.id)).where(_claimable(run_id, now)).order_by(col(Delivery.id))
+    pick = pick.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id).in_(pick.scalar_subquery()), _claimable(run_id, now))
+        .values(
+            status=DeliveryStatus.sending.value,
+            lease_until=lease_until,
+            claimed_by=worker,
+            updated_at=now,
+        )
+        .returning(
+            col(Delivery.id),
+            col(Delivery.subscriber_id),
+            col(Delivery.segment),
+            col(Delivery.attempts),
+        )
+    ).all()
+    return recipients(session, run_id, [tuple(row) for row in claimed])
+
+
+def recipients(
+    session: Session, run_id: int, claimed: list[tuple[int, int, str, int]]
+) -> list[Recipient]:
+    if not claimed:
+        return []
+    ids = [sid for _, sid, _, _ in claimed]
+    digest_id = session.execute(
+        sa.select(col(DigestRun.digest_id)).where(col(DigestRun.id) == run_id)
+    ).scalar_one()
+    people = {
+        row[0]: row
+        for row in session.execute(
+            sa.select(
+                col(Subscriber.id),
+                col(Subscriber.email),
+                col(Subscriber.name),
+                col(Subscriber.status),
+                col(Subscriber.link_key),
+                col(Suppression.reason),
+            )
+            .outerjoin(Suppression, col(Suppression.email) == Subscriber.email)
+            .where(col(Subscriber.id).in_(ids))
+        )
+    }
+    subscribed = set(
+        session.execute(
+            sa.select(col(Subscription.subscriber_id)).where(
+                col(Subscription.digest_id) == digest_id, col(Subscription.subscriber_id).in_(ids)
+            )
+        ).scalars()
+    )
+    found = []
+    for delivery_id, sid, segment, attempts in sorted(claimed):
+        person = people.get(sid)
+        if person is None:
+            continue  # the subscriber was removed: the row went with them
+        _, email, name, status, link_key, reason = person
+        found.append(
+            Recipient(
+                delivery_id,
+                sid,
+                segment,
+                attempts,
+                email,
+                name,
+                status,
+                link_key,
+                reason,
+                sid in subscribed,
+            )
+        )
+    return found
+
+
+def record(
+    session: Session,
+    delivery_id: int,
+    worker: str,
+    now: datetime,
+    status: DeliveryStatus,
+    *,
+    attempts: int | None = None,
+    next_attempt_at: datetime | None = None,
+    last_error: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Write one row's outcome (only while `worker` still holds it)."""
+    values: dict[str, object] = {
+        "status": status.value,
+        "updated_at": now,
+        "lease_until": None,
+        "next_attempt_at": next_attempt_at,
+    }
+    if attempts is not None:
+        values["attempts"] = attempts
+    if last_error is not None:
+        values["last_error"] = last_error[:2000]
+    if message_id is not None:
+        values["message_id"] = message_id
+    session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id) == delivery_id, col(Delivery.claimed_by) == worker)
+        .values(**values)
+    )
+
+
+def release(session: Session, run_id: int, worker: str) -> None:
+    """Give back the rows `worker` holds of a run without sending them (a pause)."""
+    session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.run_id) == run_id,
+            col(Delivery.claimed_by) == worker,
+            col(Delivery.status) == DeliveryStatus.sending,
+        )
+        .values(status=DeliveryStatus.queued.value, lease_until=None)
+    )
+
+
+def skip_pending(session: Session, run_id: int, reason: str, now: datetime) -> int:
+    """Mark every row of the run still waiting as skipped (a cancel); returns how many."""
+    result = session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.run_id) == run_id,
+            col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]),
+        )
+        .values(status=DeliveryStatus.skipped.value, last_error=reason, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def counts(session: Session, run_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """run id -> delivery status -> rows."""
+    found: dict[int, dict[str, int]] = {}
+    ids = list(run_ids)
+    if not ids:
+        return found
+    for run_id, status, count in session.execute(
+        sa.select(col(Delivery.run_id), col(Delivery.status), sa.func.count())
+        .where(col(Delivery.run_id).in_(ids))
+        .group_by(col(Delivery.run_id), col(Delivery.status))
+    ):
+        found.setdefault(run_id, {})[status] = count
+    return found
+
+
+def pending_count(session: Session, run_id: int) -> int:
+    """Rows of the run not yet in a final state."""
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).where(
+                col(Delivery.run_id) == run_id,
+                col(Delivery.status).in_(
+                    [DeliveryStatus.queued, DeliveryStatus.deferred, DeliveryStatus.sending]
+                ),
+            )
+        ).scalar_one()
+    )
+
+
+def next_due(session: Session, run_id: int) -> datetime | None:
+    """When the earliest deferred row of the run is due again."""
+    return session.execute(
+        sa.select(sa.func.min(Delivery.next_attempt_at)).where(
+            col(Delivery.run_id) == run_id,
+            col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]),
+        )
+    ).scalar()
+
+
+def ledger(session: Session, run_id: int) -> list[Delivery]:
+    """Every row of a run (for tests and `runs show --rows` on small runs)."""
+    return list(
+        session.exec(select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id)))
+    )
