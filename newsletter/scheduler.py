@@ -43,17 +43,18 @@ class DigestScheduler:
         self.senders: dict[int, asyncio.Task[object]] = {}
 
     async def start(self) -> None:
-        """Start the jobs; the first sync (catch-up, resuming runs) runs at once."""
+        """Start the jobs after a first sync (catch-up, resuming runs) done at once."""
         self.scheduler.start()
+        await self.sync()
         self.scheduler.add_job(
             self.sync,
             IntervalTrigger(seconds=self.sync_seconds, timezone="UTC"),
             id=SYNC_JOB,
-            next_run_time=self.clock(),
         )
 
     async def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         for task in self.senders.values():
             task.cancel()
         for task in list(self.senders.values()):

@@ -2,7 +2,7 @@
 on an archive of 1,000 and of 100,000 articles. The feed queries are meant to be index range
 scans, so the time should hardly grow with the archive: the ratio 100k/1k is the figure.
 
-Each archive is a fresh SQLite database (schema from newsletter.database.open_database)
+Each archive is a fresh SQLite database (schema from newsletter.storage.database.open_database)
 filled with SQLAlchemy core executemany: 1,000 tags (1-3 per article, a few tags much more
 popular than the rest, as news sections are), 50 authors, ~2 KB HTML bodies, 5 % drafts.
 
