@@ -366,10 +366,12 @@ def test_smtp_down_then_back_loses_nobody_and_fails_nobody(
 
     async def scenario() -> None:
         task = asyncio.create_task(svc.digests.deliver(run_id))
-        for _ in range(200):  # until the first attempts have met a closed port
+        for _ in range(600):  # until the first attempts have met a closed port
             await asyncio.sleep(0.05)
             if any("connect" in r.last_error for r in svc.digests.ledger(run_id)):
                 break
+        else:
+            raise AssertionError("no attempt met the closed port")
         assert sink.messages == []
         controller.start()
         try:

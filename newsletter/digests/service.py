@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -47,21 +47,14 @@ ON_TIME = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
-class DigestView:
-    """A digest as editors see it."""
+class DigestView(Definition):
+    """A digest as editors see it: its definition and when it fires next."""
 
-    slug: str
-    name: str
-    description: str
-    tags: tuple[str, ...]
-    max_items: int
-    cron: str
-    timezone: str
-    subject: str
-    template: str
-    skip_if_empty: bool
-    paused: bool
-    next_run: datetime | None  # aware UTC; None when paused
+    next_run: datetime | None = None  # aware UTC; None when paused
+
+
+# Definition fields stored as digest columns of the same name (tags live in digest_tag).
+COLUMNS = tuple(f.name for f in fields(Definition) if f.name not in ("slug", "tags"))
 
 
 @dataclass(frozen=True)
@@ -196,15 +189,8 @@ class Digests:
             return self._view(session, self._digest(session, slug))
 
     def _apply(self, digest: Digest, definition: Definition) -> None:
-        digest.name = definition.name
-        digest.description = definition.description
-        digest.max_items = definition.max_items
-        digest.cron = definition.cron
-        digest.timezone = definition.timezone
-        digest.subject = definition.subject
-        digest.template = definition.template
-        digest.skip_if_empty = definition.skip_if_empty
-        digest.paused = definition.paused
+        for name in COLUMNS:
+            setattr(digest, name, getattr(definition, name))
 
     def _store_tags(self, session: Session, digest: Digest, slugs: tuple[str, ...]) -> None:
         assert digest.id is not None
@@ -224,24 +210,13 @@ class Digests:
         )
 
     def _definition(self, session: Session, digest: Digest) -> Definition:
-        return Definition(
-            slug=digest.slug,
-            name=digest.name,
-            description=digest.description,
-            tags=self._tag_slugs(session, digest),
-            max_items=digest.max_items,
-            cron=digest.cron,
-            timezone=digest.timezone,
-            subject=digest.subject,
-            template=digest.template,
-            skip_if_empty=digest.skip_if_empty,
-            paused=digest.paused,
-        )
+        values = {name: getattr(digest, name) for name in COLUMNS}
+        return Definition(slug=digest.slug, tags=self._tag_slugs(session, digest), **values)
 
     def _view(self, session: Session, digest: Digest) -> DigestView:
         d = self._definition(session, digest)
         next_run = None if d.paused else Schedule.parse(d.cron, d.timezone).next_after(self.clock())
-        return DigestView(**d.__dict__, next_run=next_run)
+        return DigestView(**asdict(d), next_run=next_run)
 
     # ------------------------------------------------------------------ composing
 

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 import httpx
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PingStats:
+    """What the pings came to since the Pinger started."""
+
+    delivered: int = 0  # pings the hub accepted
+    failed_attempts: int = 0  # attempts that raised or got an HTTP status of 300 or more
+    given_up: int = 0  # pings dropped after their last attempt failed
 
 
 class Pinger:
@@ -23,11 +33,14 @@ class Pinger:
         attempts: int = 5,
         first_delay: float = 1.0,
         timeout: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.hub = hub
         self.attempts = attempts
         self.first_delay = first_delay
         self.timeout = timeout
+        self.sleep = sleep  # waits out the back-off between attempts
+        self.stats = PingStats()
         self._tasks: set[asyncio.Task[bool]] = set()
         self._client: httpx.AsyncClient | None = None
 
@@ -48,16 +61,19 @@ class Pinger:
                     self.hub, data={"hub.mode": "publish", "hub.url": topic}
                 )
                 if response.status_code < 300:
+                    self.stats.delivered += 1
                     return True
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            self.stats.failed_attempts += 1
             log.warning(
                 "WebSub ping %s for %s failed (attempt %d): %s", self.hub, topic, attempt, reason
             )
             if attempt < self.attempts:
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
                 delay *= 2
+        self.stats.given_up += 1
         return False
 
     async def drain(self) -> None:

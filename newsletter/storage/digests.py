@@ -9,7 +9,6 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from newsletter.errors import DuplicateError
 from newsletter.models import (
     Article,
     ArticleStatus,
@@ -23,6 +22,7 @@ from newsletter.models import (
     Tag,
 )
 from newsletter.storage.articles import views
+from newsletter.storage.common import insert_unique
 
 
 def all_digests(session: Session) -> list[Digest]:
@@ -39,12 +39,7 @@ def digest_by_id(session: Session, digest_id: int) -> Digest | None:
 
 def add_digest(session: Session, digest: Digest) -> None:
     """Insert a new digest; DuplicateError (rolled back) when the slug is taken."""
-    session.add(digest)
-    try:
-        session.flush()
-    except sa.exc.IntegrityError:
-        session.rollback()
-        raise DuplicateError("digest", digest.slug) from None
+    insert_unique(session, digest, "digest", digest.slug)
 
 
 def delete_digest(session: Session, digest: Digest) -> None:

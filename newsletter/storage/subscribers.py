@@ -13,7 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from newsletter.errors import DuplicateError
 from newsletter.models import (
     Subscriber,
     SubscriberStatus,
@@ -22,6 +21,7 @@ from newsletter.models import (
     Suppression,
     Tag,
 )
+from newsletter.storage.common import insert_unique
 
 Choices = dict[int, frozenset[str]]  # digest id -> tag slugs (empty: every tag)
 
@@ -49,12 +49,7 @@ def subscriber_ids(session: Session, emails: list[str]) -> dict[str, int]:
 def add_subscriber(session: Session, subscriber: Subscriber) -> None:
     """Insert a new subscriber; DuplicateError (with the transaction rolled back) when
     another writer stored the address first."""
-    session.add(subscriber)
-    try:
-        session.flush()
-    except sa.exc.IntegrityError:
-        session.rollback()
-        raise DuplicateError("subscriber", subscriber.email) from None
+    insert_unique(session, subscriber, "subscriber", subscriber.email)
 
 
 def delete_subscriber(session: Session, subscriber: Subscriber) -> None:
