@@ -29,6 +29,7 @@ from newsletter.mail import Letter, Mailer
 from newsletter.models import (
     ACTIVE_RUNS,
     DEFAULT_SUBJECT,
+    ArticleStatus,
     Delivery,
     DeliveryStatus,
     Digest,
@@ -620,7 +621,12 @@ class Digests:
             return self._archived(session, digest, run)
 
     def _archived(self, session: Session, digest: Digest, run: DigestRun) -> ArchivedIssue:
-        posts = tuple(Post(i, v) for i, v in storage.run_articles(session, run.id or 0))
+        # a post withdrawn (unpublished) since leaves the archive as it leaves the site
+        posts = tuple(
+            Post(i, v)
+            for i, v in storage.run_articles(session, run.id or 0)
+            if v.status == ArticleStatus.published
+        )
         return ArchivedIssue(
             run_id=run.id or 0,
             digest=self._info(digest),

@@ -54,11 +54,15 @@ def feed_spec(settings: Settings, ref: FeedRef) -> render.FeedSpec:
     )
 
 
-def opml_document(settings: Settings, refs: list[FeedRef]) -> bytes:
-    """OPML listing the RSS feed of the site, every tag and every author."""
+def opml_document(
+    settings: Settings, refs: list[FeedRef], extra: list[tuple[str, str, str]] | None = None
+) -> bytes:
+    """OPML listing the RSS feed of the site, every tag and every author, then `extra`
+    feeds as (title, feed URL, page URL) in the order given (the digests' feeds)."""
     order = {"site": 0, "tag": 1, "author": 2}
     outlines = []
     for ref in sorted(refs, key=lambda r: (order[r.kind], r.name.lower(), r.slug)):
         spec = feed_spec(settings, ref)
         outlines.append((spec.title, spec.url("rss"), spec.html_url))
+    outlines.extend(extra or [])
     return render.opml(f"Feeds of {settings.site.title}", outlines)

@@ -11,6 +11,7 @@ from newsletter import articles
 from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.specs import opml_document
 from newsletter.models import utcnow
+from newsletter.web import digests
 from newsletter.web.subscriptions import offer
 from newsletter.web.templating import form_page, render
 
@@ -67,5 +68,5 @@ async def feeds_opml(request: Request) -> Response:
     cache: FeedCache = request.app.state.feed_cache
     if cache.needs_refresh():
         await run_in_threadpool(cache.refresh)
-    body = opml_document(cache.settings, cache.all_refs())
+    body = opml_document(cache.settings, cache.all_refs(), await digests.feed_outlines(request))
     return Response(body, media_type="text/x-opml; charset=utf-8")
