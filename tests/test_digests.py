@@ -454,3 +454,41 @@ def test_message_ids_derive_from_run_and_subscriber(
     assert message["Message-ID"] == row.message_id
     assert message["Message-ID"].startswith(f"<digest.{run_id}.{row.subscriber_id}.")
     assert "View in your browser" in html_of(message) or "view" in html_of(message).lower()
+
+
+def test_two_senders_on_one_run_share_it_without_duplicates_even_past_the_lease(
+    settings: Settings, engine: sa.Engine, clock: Clock
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.helpers import free_port
+
+    class SlowSink(SmtpSink):
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.3)  # a slow relay: a batch outlasts its lease
+            return await super().handle_DATA(server, session, envelope)
+
+    sink, port = SlowSink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        first = wired(settings, engine, port, clock, lease_seconds=1, claim_batch=50)
+        second = wired(settings, engine, port, clock, lease_seconds=1, claim_batch=50)
+        daily_digest(first)
+        for n in range(30):
+            reader(engine, settings, f"r{n:02}@example.org")
+        run_id = firing_with_posts(first, settings, clock)
+
+        async def both() -> None:
+            try:
+                await asyncio.gather(first.digests.deliver(run_id), second.digests.deliver(run_id))
+            finally:
+                await first.mailer.close()
+                await second.mailer.close()
+
+        asyncio.run(both())
+    finally:
+        controller.stop()
+    received = sorted(m["To"].addresses[0].addr_spec for m in sink.messages)
+    assert received == [f"r{n:02}@example.org" for n in range(30)]  # each exactly once
+    assert first.digests.run(run_id).counts == {"sent": 30}

@@ -76,7 +76,23 @@ class Sender:
     ) -> Progress:
         """Send what is due of the run until nothing is left, the run stops being
         "sending" (paused, cancelled) or only deferred rows remain whose time has not
-        come (then wait for them). Returns what this sender did."""
+        come (then wait for them). Returns what this sender did.
+
+        Stopped (SIGTERM, Ctrl-C: the task is cancelled), it gives its claimed rows back
+        at once rather than when the lease runs out; a message cut short in its SMTP
+        transaction may then go again, with the same Message-ID, as after a crash."""
+        try:
+            return await self._deliver(run_id, build, on_progress)
+        except asyncio.CancelledError:
+            try:
+                await asyncio.to_thread(self._release, run_id)
+            except Exception:  # the rows come back when their lease runs out
+                log.exception("could not give back the rows of run %s", run_id)
+            raise
+
+    async def _deliver(
+        self, run_id: int, build: Build, on_progress: Callable[[Progress], None] | None
+    ) -> Progress:
         progress = Progress()
         settings = self.settings.delivery
         while True:
@@ -109,6 +125,8 @@ class Sender:
                 if any(d.pause_reason for d in decisions):
                     return progress
                 if any(d.server_down for d in decisions):
+                    # give back the rest of the batch too, or it would wait for the lease
+                    await asyncio.to_thread(self._release, run_id)
                     await asyncio.sleep(min(settings.retry_base_seconds, 30))
                     break  # claim again: the rows given back wait until their time
 
@@ -175,10 +193,20 @@ class Sender:
             return run.status, claimed
 
     def _refresh(self, run_id: int, chunk: list[Recipient]) -> tuple[str, list[Recipient]]:
+        """The run's state, and the chunk's rows this sender still holds with their
+        subscribers' state now. Holding a batch renews its lease: a slow server never lets
+        another sender take rows this one is still working through."""
+        lease = self.clock() + timedelta(seconds=self.settings.delivery.lease_seconds)
         with Session(self.engine) as session:
             run = storage.run_by_id(session, run_id)
             status = run.status if run else RunStatus.cancelled
-            claimed = [(r.delivery_id, r.subscriber_id, r.segment, r.attempts) for r in chunk]
+            held = storage.renew(session, run_id, self.worker, lease)
+            session.commit()
+            claimed = [
+                (r.delivery_id, r.subscriber_id, r.segment, r.attempts)
+                for r in chunk
+                if r.delivery_id in held
+            ]
             return status, storage.recipients(session, run_id, claimed)
 
     def _record(

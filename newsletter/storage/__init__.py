@@ -30,6 +30,7 @@ from newsletter.storage.deliveries import (
     recipients,
     record,
     release,
+    renew,
     skip_pending,
 )
 from newsletter.storage.digests import (
@@ -137,6 +138,7 @@ __all__ = [
     "recipients",
     "record",
     "release",
+    "renew",
     "run_articles",
     "run_by_id",
     "run_for",

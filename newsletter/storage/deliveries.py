@@ -233,6 +233,21 @@ def record(
     )
 
 
+def renew(session: Session, run_id: int, worker: str, lease_until: datetime) -> set[int]:
+    """Extend the lease on the rows of a run `worker` holds; returns their ids."""
+    rows = session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.run_id) == run_id,
+            col(Delivery.claimed_by) == worker,
+            col(Delivery.status) == DeliveryStatus.sending,
+        )
+        .values(lease_until=lease_until)
+        .returning(col(Delivery.id))
+    ).all()
+    return {row[0] for row in rows}
+
+
 def release(session: Session, run_id: int, worker: str) -> None:
     """Give back the rows `worker` holds of a run without sending them (a pause)."""
     session.execute(
