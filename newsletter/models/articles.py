@@ -61,6 +61,9 @@ class Article(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     # digest of the imported fields: re-importing an unchanged record writes nothing
     fingerprint: str = Field(default="", max_length=64)
+    # where an imported article came from (a feed URL or a file); a feed or URL may update
+    # only the articles it brought in itself (a guid is public: another feed may reuse it)
+    source: str = Field(default="", max_length=2000)
 
 
 class ArticleTag(SQLModel, table=True):
