@@ -27,10 +27,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.config import DatabaseSettings, Settings
-from newsletter.storage.database import open_database
 from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.specs import FeedRef
 from newsletter.models import Article, ArticleStatus, ArticleTag, Author, Tag
+from newsletter.storage.database import open_database
 
 TAGS = 1_000
 AUTHORS = 50
