@@ -66,11 +66,55 @@ def _db_url(value: Any) -> str | None:
     return "a URL starting with sqlite:/// or postgresql+psycopg://"
 
 
+# user:password@ in a URL; greedy up to the last '@', so a password with an unencoded '@'
+# is hidden whole
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:).*@")
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a message or a log: the password in it (if any) replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def url_password(url: str) -> str:
+    """The password part of `url` as written ('' without one), to keep it out of messages."""
+    found = _URL_PASSWORD.match(url)
+    return url[found.end(1) : found.end() - 1] if found else ""
+
+
+# Characters that end a header line or an SMTP command, or that no setting has a use for:
+# the C0 and C1 controls and DEL, and U+2028/U+2029 (str.splitlines breaks lines at them,
+# and so does the email package when it writes a header).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# in settings that may span lines (printed in page and message bodies, never in a header)
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _dns_name(value: Any) -> str | None:
+    """A DKIM selector or signing domain: dot-separated labels of letters, digits, hyphens."""
+    return (
+        None if _DNS_NAME.fullmatch(value) else "a DNS name such as 'newsletter' or 'example.org'"
+    )
+
+
+def _optional_dns_name(value: Any) -> str | None:
+    return None if value == "" else _dns_name(value)
+
+
 def _between(low: int, high: int) -> Check:
     def check(value: Any) -> str | None:
         return None if low <= value <= high else f"an integer from {low} to {high}"
 
     return check
+
+
+def _not_blank(value: Any) -> str | None:
+    # feeds need a title and a description, and mail a From name
+    return None if str(value).strip() else "a text that is not empty"
 
 
 def _email(value: Any) -> str | None:
@@ -79,8 +123,11 @@ def _email(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class SiteSettings:
-    title: str = "The Asia Ledger"
-    description: str = "News and analysis on Asian affairs"
+    title: str = field(default="The Asia Ledger", metadata={"check": _not_blank})
+    description: str = field(
+        default="News and analysis on Asian affairs",
+        metadata={"multiline": True, "check": _not_blank},
+    )
     base_url: str = field(default="http://127.0.0.1:8000", metadata={"check": _http_url})
     language: str = field(default="en", metadata={"check": _language})
     timezone: str = field(default="Asia/Jakarta", metadata={"check": _timezone})
@@ -92,7 +139,9 @@ class SiteSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    url: str = field(default="sqlite:///newsletter.db", metadata={"check": _db_url})
+    url: str = field(
+        default="sqlite:///newsletter.db", metadata={"check": _db_url, "shown": redact_url}
+    )
 
 
 @dataclass(frozen=True)
@@ -116,9 +165,9 @@ class MailSettings:
     from_address: str = field(default="newsletter@localhost", metadata={"check": _email})
     from_name: str = ""
     dkim_key_file: str = ""
-    dkim_selector: str = "newsletter"
-    dkim_domain: str = ""
-    postal_address: str = ""
+    dkim_selector: str = field(default="newsletter", metadata={"check": _dns_name})
+    dkim_domain: str = field(default="", metadata={"check": _optional_dns_name})
+    postal_address: str = field(default="", metadata={"multiline": True})
 
 
 @dataclass(frozen=True)
@@ -151,20 +200,20 @@ class SmtpSettings:
         default="starttls", metadata={"check": _choice("starttls", "tls", "none")}
     )
     username: str = ""
-    password: str = ""
+    password: str = field(default="", metadata={"secret": True})
     pool_size: int = field(default=4, metadata={"check": _between(1, 100)})
     timeout: int = field(default=30, metadata={"check": _between(1, 3600)})
 
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    secret_key: str = ""
+    secret_key: str = field(default="", metadata={"secret": True})
 
 
 @dataclass(frozen=True)
 class AdminSettings:
     username: str = "admin"
-    password: str = ""
+    password: str = field(default="", metadata={"secret": True})
 
 
 @dataclass(frozen=True)
@@ -232,27 +281,50 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _coerce(section: str, key: str, raw: Any, target: type, from_env: bool) -> Any:
+def _shown(f: dataclasses.Field[Any], value: Any) -> str:
+    """`value` as a message may show it: secrets hidden, passwords in URLs masked."""
+    if f.metadata.get("secret"):
+        return "(hidden)"
+    if isinstance(value, str) and "shown" in f.metadata:
+        return repr(f.metadata["shown"](value))
+    return repr(value)
+
+
+def _coerce(section: str, f: dataclasses.Field[Any], raw: Any, target: type, env: bool) -> Any:
+    key = f.name
     where = (
         f"environment variable {ENV_PREFIX}{section.upper()}__{key.upper()}"
-        if from_env
+        if env
         else (f"[{section}] {key}")
     )
+    shown = _shown(f, raw)
     if target is int:
-        if from_env and isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+        if env and isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
             return int(raw)
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
-        raise ConfigError(f"{where} = {raw!r} is not allowed: expected an integer")
+        raise ConfigError(f"{where} = {shown} is not allowed: expected an integer")
     if target is bool:
         if isinstance(raw, bool):
             return raw
-        if from_env and str(raw).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if env and str(raw).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return str(raw).lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{where} = {raw!r} is not allowed: expected true or false")
+        raise ConfigError(f"{where} = {shown} is not allowed: expected true or false")
     if not isinstance(raw, str):
-        raise ConfigError(f"{where} = {raw!r} is not allowed: expected a string")
+        raise ConfigError(f"{where} = {shown} is not allowed: expected a string")
     return raw
+
+
+def _control_characters(f: dataclasses.Field[Any], value: str) -> str | None:
+    """What is allowed instead, when `value` has characters no setting may carry: strings
+    end up in mail headers, SMTP commands, HTTP headers and file names, where a line break
+    starts a new header or command."""
+    if f.metadata.get("multiline"):
+        if _CONTROL_BUT_LINES.search(value):
+            return "text without control characters (line breaks are allowed)"
+    elif _CONTROL.search(value):
+        return "text on one line, without control characters (CR, LF, tab, NUL...)"
+    return None
 
 
 def _build_section(name: str, cls: type, values: Mapping[str, Any], env_keys: set[str]) -> Any:
@@ -269,11 +341,15 @@ def _build_section(name: str, cls: type, values: Mapping[str, Any], env_keys: se
             if isinstance(f.type, type)
             else {"int": int, "str": str, "bool": bool}[str(f.type)]
         )
-        value = _coerce(name, key, raw, target, key in env_keys)
+        value = _coerce(name, f, raw, target, key in env_keys)
+        allowed = _control_characters(f, value) if isinstance(value, str) else None
         check: Check | None = f.metadata.get("check")
-        allowed = check(value) if check else None
+        if not allowed and check:
+            allowed = check(value)
         if allowed:
-            raise ConfigError(f"[{name}] {key} = {value!r} is not allowed: expected {allowed}")
+            raise ConfigError(
+                f"[{name}] {key} = {_shown(f, value)} is not allowed: expected {allowed}"
+            )
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -293,6 +369,11 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
             data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{cfg_path}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset "
+                f"{exc.start}); TOML files are UTF-8: save it in that encoding"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{cfg_path}: cannot read: {exc.strerror}") from None
     elif explicit:
@@ -332,16 +413,29 @@ def write_fresh_config(directory: Path) -> Path:
 
     Raises ConfigError if one is already there, so nobody's secret is overwritten.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / "config.toml"
-    if target.exists():
-        raise ConfigError(f"{target} already exists; not overwriting it")
     text = sample_config_path().read_text(encoding="utf-8")
     text, count = re.subn(
         r'^secret_key = ""$', f'secret_key = "{secrets.token_urlsafe(32)}"', text, flags=re.M
     )
     if count != 1:
         raise ConfigError("the sample config has no empty secret_key line to fill in")
-    target.write_text(text, encoding="utf-8")
-    target.chmod(0o600)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot create the folder: {exc.strerror}") from None
+    try:
+        # private from its first byte; O_EXCL refuses an existing file and O_NOFOLLOW a
+        # symlink planted in its place (even a dangling one), so no secret goes elsewhere
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{target} already exists; not overwriting it") from None
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot create it: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except BaseException:
+        target.unlink()  # a half-written config would block the next `newsletter init`
+        raise
     return target

@@ -72,6 +72,7 @@ def build(
     """Services for `settings`. Opens the database (migrated to the newest schema unless
     `migrate` is False) unless `engine` is given; sends mail with the configured transport
     unless `mailer` is given; tells time by `clock` (tests pass their own)."""
+    mime = Composer(settings)  # checks the DKIM key before anything is opened
     if engine is None:
         engine = (
             open_database(settings.database_url)
@@ -85,8 +86,8 @@ def build(
         engine=engine,
         mailer=mailer,
         templates=templates,
-        subscribers=Subscribers(engine, settings, mailer, templates),
-        digests=Digests(engine, settings, templates, mailer, Composer(settings), clock),
+        subscribers=Subscribers(engine, settings, mailer, templates, clock),
+        digests=Digests(engine, settings, templates, mailer, mime, clock),
         feed_cache=FeedCache(engine, settings),
         pinger=Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
     )

@@ -145,22 +145,32 @@ def _fold(char: str) -> str:
     return base if base.isascii() else char
 
 
-def slugify(value: str) -> str:
+def slugify(value: str, max_bytes: int = 200) -> str:
     """A URL slug: lowercase, accents folded for Latin letters, letters of other scripts
-    kept, everything else collapsed to single hyphens. May be '' for punctuation-only input."""
+    kept, everything else collapsed to single hyphens. May be '' for punctuation-only input.
+
+    At most `max_bytes` bytes of UTF-8, cut at a character boundary and without a trailing
+    hyphen: a slug is a file name in the static export (255 bytes at most on common file
+    systems). ASCII slugs are cut where they always were (200 characters), so slugs stored
+    before and the guids derived from them stay the same."""
     text = unicodedata.normalize("NFKC", plain_text(value)).lower()
     folded = "".join(_fold(c) for c in text)
     words = re.findall(r"[^\W_]+", folded)
-    return "-".join(words)[:200].strip("-")
+    # a multi-byte character cut in two at the end is dropped by errors="ignore"
+    slug = "-".join(words).encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+    return slug.strip("-")
 
 
 _URI_SAFE = "%/:@!$&'()*+,;=~?#[]"
 
 
 def iri_to_uri(url: str) -> str:
-    """An ASCII URI for an IRI: the host in IDNA, other non-ASCII characters percent-encoded
-    (feeds must carry URIs). Raises UnicodeError for a host IDNA cannot encode."""
-    if url.isascii():
+    """An ASCII URI for an IRI or a URL as people write it: the host in IDNA, spaces,
+    non-ASCII and the other characters browsers encode percent-encoded (feeds must carry
+    URIs); existing %XX escapes are kept. Raises UnicodeError for a host IDNA cannot encode."""
+    # what a browser percent-encodes (WHATWG URL): anything but printable ASCII, and
+    # quotes, angle brackets, backslash, caret, backtick, braces and bar
+    if not re.search(r"""[^\x21-\x7e]|["<>\\^`{|}]""", url):
         return url
     parts = urlsplit(url)
     userinfo, at, hostport = parts.netloc.rpartition("@")

@@ -28,11 +28,17 @@ def context(settings: Settings) -> articles.ImportContext:
 
 
 def import_path(
-    engine: sa.Engine, settings: Settings, path: Path | str, now: datetime = NOW
+    engine: sa.Engine,
+    settings: Settings,
+    path: Path | str,
+    now: datetime = NOW,
+    **options: bool,
 ) -> articles.ImportReport:
-    """Import every source at `path` through the use case `newsletter articles import` calls."""
+    """Import every source at `path` through the use case `newsletter articles import` calls
+    (`options`: allow_private, allow_takeover)."""
     total = articles.ImportReport()
-    for outcome in articles.import_locations(engine, context(settings), [str(path)], now):
+    locations = [str(path)]
+    for outcome in articles.import_locations(engine, context(settings), locations, now, **options):
         if outcome.error is not None:
             raise outcome.error
         assert outcome.report is not None
@@ -76,3 +82,10 @@ def serving(config_path: Path, env: Mapping[str, str], port: int | None = None) 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def settle(client: Any) -> None:
+    """Let the app's sign-up queue do everything due now (it runs in the background in the
+    app's event loop; tests wait for it to finish instead of sleeping)."""
+    services = client.app.app.state.services
+    client.portal.call(services.subscribers.signups.drain)

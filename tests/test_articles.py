@@ -414,12 +414,12 @@ def test_feed_served_over_http_is_fetched_and_imported(
 
     with _serve(served) as base:
         url = f"{base}/feed/index.xml"
-        sources = articles.open_source(url)
+        sources = articles.open_source(url, allow_private=True)
         assert [(s.name, s.kind) for s in sources] == [(url, "feed")]
         parsed = list(articles.read(sources[0], context(settings)))
-        report = import_path(engine, settings, url)
+        report = import_path(engine, settings, url, allow_private=True)
         with pytest.raises(SourceError, match="404"):
-            articles.open_source(f"{base}/feed/missing.xml")
+            articles.open_source(f"{base}/feed/missing.xml", allow_private=True)
 
     assert [p.where for p in parsed] == [f"{url}#entry {n}" for n in range(1, 5)]
     assert (report.created, report.errors) == (4, [])

@@ -101,7 +101,7 @@ def test_demo_loads_the_publication_idempotently(site: Path, database_url: str) 
 def test_db_commands(site: Path, database_url: str) -> None:
     head = database.head_revision()
     assert f"current: {head}" in run(site, "db", "current", database_url=database_url).output
-    down = run(site, "db", "downgrade", "base", database_url=database_url)
+    down = run(site, "db", "downgrade", "base", "--yes", database_url=database_url)
     assert "database at revision None" in down.output
     up = run(site, "db", "upgrade", database_url=database_url)
     assert f"database at revision {head}" in up.output

@@ -58,7 +58,7 @@ def letter(engine: sa.Engine, settings: Settings) -> Letter:
         )
         session.commit()
     service = Subscribers(engine, settings, MemoryMailer(), template_environment(settings))
-    found = service._confirmation_letter(SUBSCRIBER_ID, NOW)  # what send_confirmation sends
+    found = service.signups.confirmation_letter(SUBSCRIBER_ID, NOW)  # what the queue sends
     assert found is not None
     return found
 

@@ -163,7 +163,7 @@ def test_subscriber_commands(tmp_path: Path, database_url: str) -> None:
 
     assert run("add", "One@Example.org", "--name", "One") == (0, "one@example.org: active\n")
     code, out = run("add", "--confirm", "two@example.org")
-    assert code == 0 and "confirmation sent" in out
+    assert code == 0 and "confirmation queued" in out
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     csv_path = tmp_path / "in.csv"
     csv_path.write_text("email,status\nthree@example.org,active\nbroken,active\n")

@@ -2,12 +2,15 @@
 bytes already in memory (pure; newsletter.articles.sources fetches them).
 
 `read` yields `Parsed` items: a validated ArticleInput, or the RecordError that says which
-record (file and line or record number), which field and why it was refused.
+record (file and line or record number), which field and why it was refused. A hostile
+record (nested too deeply, a number too long, YAML aliases) is a RecordError of its own: the
+other records of the same file still come through.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -25,11 +28,17 @@ from newsletter.errors import RecordError, SourceError
 
 @dataclass
 class Source:
-    """One thing to import: a file, or a feed at an http(s) URL."""
+    """One thing to import: a file, or a feed at an http(s) URL.
+
+    `origin` is recorded on the articles it creates (the URL, or "file:" and the file's
+    resolved path); a `remote` source (fetched from a URL) may update only the articles
+    whose origin is its own (see newsletter.articles.service.import_articles)."""
 
     name: str
     kind: str  # json | jsonl | markdown | feed
     data: bytes
+    origin: str = ""
+    remote: bool = False
 
     def count(self) -> int:
         """About how many records (for the progress bar), without parsing the source."""
@@ -74,6 +83,8 @@ def read(source: Source, ctx: ImportContext) -> Iterator[Parsed]:
             continue
         try:
             yield validate(raw, where, ctx)
+        except RecursionError:
+            yield RecordError(where, None, _TOO_DEEP)
         except RecordError as exc:
             if source.kind == "markdown":  # point at the front-matter line of the field
                 exc = RecordError(
@@ -91,6 +102,20 @@ def _field_line(source: Source, field_name: str | None) -> int:
 
 
 RawRecords = Iterator[tuple[str, "Mapping[str, Any] | RecordError"]]
+_TOO_DEEP = "nested too deeply (lists or objects inside each other)"
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader without anchors and aliases: a few hundred bytes of aliases expand into
+    billions of values (the "billion laughs"), and front matter never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _decode(source: Source) -> str:
@@ -106,6 +131,10 @@ def _read_json(source: Source) -> RawRecords:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SourceError(f"{source.name}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise SourceError(f"{source.name}: not readable JSON: {_TOO_DEEP}") from None
+    except ValueError as exc:  # a number with more digits than Python converts
+        raise SourceError(f"{source.name}: not readable JSON: {exc}") from None
     if isinstance(data, dict):
         data = data.get("articles", [data]) if "title" not in data else [data]
     if not isinstance(data, list):
@@ -123,9 +152,17 @@ def _read_jsonl(source: Source) -> RawRecords:
             continue
         where = f"{source.name}:{number}"
         try:
-            yield where, json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             yield where, RecordError(where, None, f"not valid JSON: {exc.msg}")
+            continue
+        except RecursionError:
+            yield where, RecordError(where, None, f"not readable JSON: {_TOO_DEEP}")
+            continue
+        except ValueError as exc:  # a number with more digits than Python converts
+            yield where, RecordError(where, None, f"not readable JSON: {exc}")
+            continue
+        yield where, record
 
 
 def _read_markdown(source: Source) -> RawRecords:
@@ -136,10 +173,16 @@ def _read_markdown(source: Source) -> RawRecords:
         yield where, RecordError(where + ":1", None, "no front matter (a --- header) found")
         return
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}  # a SafeLoader
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 2
         yield where, RecordError(f"{where}:{line}", None, f"front matter is not valid YAML: {exc}")
+        return
+    except RecursionError:
+        yield where, RecordError(where + ":1", None, f"front matter is {_TOO_DEEP}")
+        return
+    except ValueError as exc:  # a number with more digits than Python converts
+        yield where, RecordError(where + ":1", None, f"front matter is not readable: {exc}")
         return
     if not isinstance(meta, dict):
         yield where, RecordError(where + ":1", None, "front matter is not a mapping of fields")
@@ -150,21 +193,53 @@ def _read_markdown(source: Source) -> RawRecords:
     yield where, meta
 
 
-def _struct_time(value: Any) -> str | None:
+def _struct_time(value: Any, text: Any) -> str | None:
+    """The ISO 8601 form of a date feedparser read (in UTC), or the date as written when
+    it is out of range (year 10000), for validate to refuse with its reason."""
     if not value:
         return None
-    return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()  # feedparser gives UTC
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()
+    except (ValueError, OverflowError):
+        return str(text or "")[:100] or "an impossible date"
+
+
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _no_impossible_charrefs(data: bytes) -> bytes:
+    """`data` with character references to no character (&#xD800;, &#x110000;), which
+    stop feedparser's loose parser, replaced by U+FFFD."""
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        code = int(match[1], 16) if match[1] else int(match[2])
+        return match[0] if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else b"&#xFFFD;"
+
+    return _CHARREF.sub(fix, data)
 
 
 def _read_feed(source: Source) -> RawRecords:
-    parsed = feedparser.parse(source.data, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(
+            _no_impossible_charrefs(source.data), sanitize_html=False, resolve_relative_uris=False
+        )
+    except RecursionError:
+        raise SourceError(f"{source.name}: not a readable RSS or Atom feed: {_TOO_DEEP}") from None
+    except (UnicodeError, ValueError) as exc:  # what feedparser itself trips over
+        raise SourceError(
+            f"{source.name}: not a readable RSS or Atom feed: {str(exc)[:200]}"
+        ) from None
     if parsed.bozo and not parsed.entries:
         raise SourceError(
             f"{source.name}: not a readable RSS or Atom feed: {parsed.bozo_exception}"
         )
     site = parsed.feed.get("link")
     for number, entry in enumerate(parsed.entries, start=1):
-        yield f"{source.name}#entry {number}", _feed_entry(entry, site)
+        where = f"{source.name}#entry {number}"
+        try:
+            yield where, _feed_entry(entry, site)
+        except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+            yield where, RecordError(where, None, f"unreadable entry: {str(exc)[:200]}")
 
 
 def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
@@ -191,7 +266,11 @@ def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
                 break
     # entry.get("updated_parsed") quietly falls back to the publication date; only an
     # element that is really there counts as an update time.
-    updated = _struct_time(entry["updated_parsed"]) if "updated_parsed" in entry else None
+    updated = (
+        _struct_time(entry["updated_parsed"], entry.get("updated"))
+        if "updated_parsed" in entry
+        else None
+    )
     record: dict[str, Any] = {
         "guid": entry.get("id") or entry.get("link"),
         "title": entry.get("title", ""),
@@ -200,10 +279,13 @@ def _feed_entry(entry: Any, site: str | None) -> dict[str, Any]:
         "url": entry.get("link") or None,
         "author": author,
         "tags": tags,
-        "published_at": _struct_time(entry.get("published_parsed")) or updated,
+        "published_at": _struct_time(entry.get("published_parsed"), entry.get("published"))
+        or updated,
         "updated_at": updated,
         "image": image,
     }
     if site and record["url"]:
-        record["url"] = urljoin(site, record["url"])
+        # the feed's own link may be no URL at all ("http://["): validate judges the entry's
+        with contextlib.suppress(ValueError):
+            record["url"] = urljoin(site, record["url"])
     return {k: v for k, v in record.items() if v not in (None, "", [])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from newsletter.feeds import invalidation
 from newsletter.models import Article, ArticleStatus, ArticleView
 from newsletter.text import derive_summary, slugify
 
-BATCH = 500  # records per transaction: bounded memory and lock time on big imports
+BATCH = 100  # records per write transaction: short locks, bounded memory on big imports
+ATTEMPTS = 6  # tries of a batch that meets a busy database or a concurrent insert
+BACKOFF = 0.05  # seconds before the second try, doubled for each further one (plus jitter)
 
 
 @dataclass
@@ -54,45 +57,139 @@ def import_articles(
     now: datetime,
     create_only: bool = False,
     progress: Callable[[int], None] | None = None,
+    source: str = "",
+    allow_takeover: bool = False,
 ) -> ImportReport:
     """Store every valid record; collect the errors of the others.
 
     Upsert by guid, else by slug: an unchanged record writes nothing, an edited one updates
     the article and its updated_at. With `create_only`, existing articles are left as they
     are (the demo loader). Good records are stored even when others in the same file fail.
+
+    `source` (a feed's URL, "file:" and a path) is recorded on the articles created. Unless
+    `allow_takeover`, a record that would change an article recorded with another source
+    (or none) is refused with a RecordError on "guid": guids are public, and a feed must not
+    overwrite the articles of another. An article with no recorded source takes the source
+    of the import that next changes it.
+
+    Records are parsed and validated (by iterating `records`) outside any transaction;
+    each batch of `BATCH` is then written in one short transaction, tried again with a
+    back-off when the database is busy (SQLite's "database is locked") or a concurrent
+    import inserted the same tag or author first.
     """
     report = ImportReport()
-    pending = 0
+    batch: list[ArticleInput] = []
     touched: set[str] = set()
     last_touch = time.monotonic()
-    session = Session(engine)
-    try:
-        for record in records:
-            if isinstance(record, RecordError):
-                report.errors.append(record)
-            else:
-                outcome = _upsert(session, record, base_url, now, create_only)
-                if isinstance(outcome, RecordError):
-                    report.errors.append(outcome)
-                else:
-                    name, keys = outcome
-                    setattr(report, name, getattr(report, name) + 1)
-                    touched |= keys
-                    pending += 1
+    ownership = _Ownership(source, allow_takeover)
+
+    def store(final: bool) -> None:
+        nonlocal touched, last_touch
+        # Feeds learn of a long import about once a second, not once a batch.
+        stamp = final or time.monotonic() - last_touch >= 1.0
+        result = _store_batch(
+            engine, batch, base_url, now, create_only, ownership, touched if stamp else None
+        )
+        report.add(result.report)
+        if stamp:
+            touched, last_touch = set(), time.monotonic()
+        else:
+            touched |= result.touched
+        if progress and batch:
+            progress(len(batch))
+        batch.clear()
+
+    for record in records:  # parsing and validation happen here, with no transaction open
+        if isinstance(record, RecordError):
+            report.errors.append(record)
             if progress:
                 progress(1)
-            if pending >= BATCH:
-                # Feeds learn of a long import about once a second, not once a record.
-                if time.monotonic() - last_touch >= 1.0:
-                    invalidation.stamp(session, touched, now)
-                    touched, last_touch = set(), time.monotonic()
-                session.commit()
-                pending = 0
-        invalidation.stamp(session, touched, now)
-        session.commit()
-    finally:
-        session.close()
+            continue
+        batch.append(record)
+        if len(batch) >= BATCH:
+            store(final=False)
+    store(final=True)
     return report
+
+
+@dataclass(frozen=True)
+class _Ownership:
+    """Which stored articles an import may change (see import_articles)."""
+
+    source: str
+    allow_takeover: bool
+
+    def refusal(self, article: Article, where: str) -> RecordError | None:
+        if self.allow_takeover or article.source == self.source:
+            return None
+        owner = (
+            f"imported from {article.source[:200]}"
+            if article.source
+            else "whose source is not recorded (imported before sources were)"
+        )
+        return RecordError(
+            where,
+            "guid",
+            f"{article.guid[:200]!r} belongs to an article {owner}; a feed may update only "
+            "the articles it brought in itself (--update-any allows it)",
+        )
+
+
+@dataclass
+class _BatchResult:
+    report: ImportReport
+    touched: set[str]
+
+
+def _store_batch(
+    engine: sa.Engine,
+    batch: Sequence[ArticleInput],
+    base_url: str,
+    now: datetime,
+    create_only: bool,
+    ownership: _Ownership,
+    stamp: set[str] | None,
+) -> _BatchResult:
+    """Write `batch` in one transaction, stamping the feeds it and `stamp` touched (when
+    `stamp` is not None). A busy database or a lost race for a unique key rolls the batch
+    back and tries it again, up to ATTEMPTS times; counts come from the try that committed."""
+    for attempt in range(1, ATTEMPTS + 1):
+        result = _BatchResult(ImportReport(), set())
+        session = Session(engine)
+        try:
+            for record in batch:
+                outcome = _upsert(session, record, base_url, now, create_only, ownership)
+                if isinstance(outcome, RecordError):
+                    result.report.errors.append(outcome)
+                else:
+                    name, keys = outcome
+                    setattr(result.report, name, getattr(result.report, name) + 1)
+                    result.touched |= keys
+            if stamp is not None:
+                invalidation.stamp(session, stamp | result.touched, now)
+            session.commit()
+            return result
+        except (sa.exc.OperationalError, sa.exc.IntegrityError) as exc:
+            session.rollback()
+            if attempt == ATTEMPTS or not _worth_retrying(exc):
+                raise
+        finally:
+            session.close()
+        time.sleep(BACKOFF * 2 ** (attempt - 1) * (1 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _worth_retrying(exc: sa.exc.DBAPIError) -> bool:
+    """A failure another transaction caused, which a second try of the same batch can pass:
+    SQLite busy or locked, a PostgreSQL deadlock or serialisation failure, or a unique key
+    (a tag's, an author's slug) another import inserted between our look-up and our insert."""
+    code = getattr(exc.orig, "sqlstate", None)  # psycopg
+    if code in ("40001", "40P01", "55P03", "23505"):
+        return True
+    message = str(exc.orig).lower()
+    if isinstance(exc, sa.exc.IntegrityError):
+        return "unique" in message
+    return "locked" in message or "busy" in message  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 @dataclass(frozen=True)
@@ -110,14 +207,22 @@ def import_locations(
     locations: Sequence[str],
     now: datetime,
     progress: Callable[[Source], Callable[[int], None] | None] | None = None,
+    *,
+    allow_private: bool = False,
+    allow_takeover: bool = False,
 ) -> Iterator[SourceOutcome]:
     """Import every source at each location (files, folders, http(s) URLs of feeds), one
     outcome per source as it finishes. `progress(source)` may return a callback told of
     each record handled. A location or source that cannot be read is an outcome with its
-    error; the others are still imported."""
+    error; the others are still imported.
+
+    Files are the operator's own choice and may update any article. A feed fetched from a
+    URL may update only the articles it created itself (their source is its URL) unless
+    `allow_takeover`; it may reach private, loopback and link-local addresses only with
+    `allow_private` (newsletter.articles.sources)."""
     for location in locations:
         try:
-            sources = open_source(location)
+            sources = open_source(location, allow_private=allow_private)
         except SourceError as exc:
             yield SourceOutcome(location, None, exc)
             continue
@@ -129,6 +234,8 @@ def import_locations(
                     base_url=ctx.base_url,
                     now=now,
                     progress=progress(source) if progress else None,
+                    source=source.origin,
+                    allow_takeover=allow_takeover or not source.remote,
                 )
             except SourceError as exc:
                 yield SourceOutcome(source.name, None, exc)
@@ -163,7 +270,12 @@ def define_authors_and_tags(
 
 
 def _upsert(
-    session: Session, record: ArticleInput, base_url: str, now: datetime, create_only: bool
+    session: Session,
+    record: ArticleInput,
+    base_url: str,
+    now: datetime,
+    create_only: bool,
+    ownership: _Ownership,
 ) -> tuple[str, set[str]] | RecordError:
     """("created" | "updated" | "unchanged", the feeds it touched), or the error that
     refused the record."""
@@ -180,6 +292,10 @@ def _upsert(
             article = by_slug
     if article is not None and (create_only or article.fingerprint == record.fingerprint):
         return "unchanged", set()
+    if article is not None:
+        refused = ownership.refusal(article, where)
+        if refused is not None:
+            return refused
 
     # A derived slug is fixed once the article exists: editing a title must not move its URL.
     slug = article.slug if article is not None and not record.slug_given else record.slug
@@ -199,8 +315,11 @@ def _upsert(
             slug=slug,
             title=record.title,
             created_at=now,
+            source=ownership.source,
         )
         session.add(article)
+    elif not article.source:
+        article.source = ownership.source  # an article of unknown origin takes the first
     article.slug = slug
     article.title = record.title
     article.summary = record.summary or ""

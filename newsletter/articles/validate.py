@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import reprlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -50,6 +51,7 @@ FIELDS = frozenset(
 )
 AUTHOR_FIELDS = frozenset({"name", "slug", "bio", "url"})
 _SLUG = re.compile(r"[^\W_A-Z]+(-[^\W_A-Z]+)*")
+_HOST = re.compile(r"[a-z0-9_~.-]+|[0-9a-f:.]+")  # urlsplit lowercases it and drops IPv6 brackets
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table").enable("strikethrough")
 
 
@@ -98,13 +100,33 @@ Parsed = ArticleInput | RecordError
 
 # ----------------------------------------------------------------------------- validation
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+
+
+def bounded_repr(value: object, most: int = 60) -> str:
+    """`value` for an error message, at most about `most` characters, whatever its size:
+    cut BEFORE it is formatted (`f"{value!r:.60}"` formats a huge nested value in full first,
+    which YAML aliases make cost gigabytes)."""
+    if isinstance(value, str):
+        return repr(value[:most]) + ("…" if len(value) > most else "")
+    try:
+        shown = _REPR.repr(value)
+    except (ValueError, RecursionError):  # an int too long to print, a value nested too deeply
+        shown = f"<{type(value).__name__}>"
+    return shown[:most] + ("…" if len(shown) > most else "")
+
 
 def _text(raw: Mapping[str, Any], name: str, where: str) -> str | None:
     value = raw.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise RecordError(where, name, f"expected text, got {type(value).__name__} {value!r:.60}")
+        raise RecordError(
+            where, name, f"expected text, got {type(value).__name__} {bounded_repr(value)}"
+        )
     return value
 
 
@@ -119,16 +141,26 @@ def _absolute_url(raw: Mapping[str, Any], name: str, where: str, base: str) -> s
     value = _text(raw, name, where)
     if value is None or not value.strip():
         return None
-    value = value.strip()
-    if has_forbidden_chars(value) or any(c.isspace() for c in value):
-        raise RecordError(where, name, f"{value!r:.80} contains spaces or control characters")
+    # As a browser does: tabs and line breaks inside are dropped, spaces, non-ASCII and the
+    # other characters browsers encode are percent-encoded; only what cannot be a URL (no
+    # http(s) scheme or host, control characters) is refused.
+    value = re.sub(r"[\t\n\r]", "", value.strip())
+    shown = bounded_repr(value, 80)
+    if has_forbidden_chars(value):
+        raise RecordError(where, name, f"{shown} contains control characters")
     try:
+        given = urlsplit(value)
+        if given.scheme and value[len(given.scheme) + 1 :].startswith("//") and not given.netloc:
+            raise RecordError(where, name, f"{shown} is not an http(s) URL")  # "http://"
         absolute = iri_to_uri(urljoin(base + "/", value))
-    except UnicodeError:
-        raise RecordError(where, name, f"{value!r:.80} has an invalid host name") from None
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise RecordError(where, name, f"{value!r:.80} is not an http(s) URL")
+        parts = urlsplit(absolute)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except (UnicodeError, ValueError):  # also "http://[": an unclosed IPv6 address
+        raise RecordError(where, name, f"{shown} has an invalid host name or port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RecordError(where, name, f"{shown} is not an http(s) URL")
+    if not _HOST.fullmatch(parts.hostname):
+        raise RecordError(where, name, f"{shown} has an invalid host name or port")
     _limit(where, name, absolute, 2000)
     return absolute
 
@@ -158,7 +190,7 @@ def _author(raw: Mapping[str, Any], where: str) -> AuthorInput | None:
         raise RecordError(where, "author", "has no name")
     slug = slug.strip() if slug else slugify(name)
     if not _SLUG.fullmatch(slug):
-        raise RecordError(where, "author.slug", f"{slug!r:.80} is not a lowercase slug")
+        raise RecordError(where, "author.slug", f"{bounded_repr(slug, 80)} is not a lowercase slug")
     _limit(where, "author.slug", slug, 200)
     _limit(where, "author.name", name, 300)
     bio = _text(value, "bio", where)
@@ -186,7 +218,9 @@ def _tags(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
 def validate(raw: Mapping[str, Any], where: str, ctx: ImportContext) -> ArticleInput:
     """Check and normalise one record. Raises RecordError naming the field and the reason."""
     if not isinstance(raw, Mapping):
-        raise RecordError(where, None, f"expected an object with article fields, got {raw!r:.60}")
+        raise RecordError(
+            where, None, f"expected an object with article fields, got {bounded_repr(raw)}"
+        )
     unknown = sorted(str(key) for key in set(raw) - FIELDS)  # YAML keys may be numbers
     if unknown:
         raise RecordError(where, unknown[0], "unknown field; allowed: " + ", ".join(sorted(FIELDS)))
@@ -200,7 +234,9 @@ def validate(raw: Mapping[str, Any], where: str, ctx: ImportContext) -> ArticleI
     if guid is not None:
         guid = guid.strip()
         if not guid or has_forbidden_chars(guid):
-            raise RecordError(where, "guid", f"{guid!r:.80} is empty or has control characters")
+            raise RecordError(
+                where, "guid", f"{bounded_repr(guid, 80)} is empty or has control characters"
+            )
         _limit(where, "guid", guid, 2000)
 
     url = _absolute_url(raw, "url", where, ctx.base_url)
@@ -224,7 +260,9 @@ def validate(raw: Mapping[str, Any], where: str, ctx: ImportContext) -> ArticleI
         slug = slug_raw.strip()
         if not _SLUG.fullmatch(slug) or len(slug) > 200:
             raise RecordError(
-                where, "slug", f"{slug!r:.80} is not a slug (lowercase letters, digits, hyphens)"
+                where,
+                "slug",
+                f"{bounded_repr(slug, 80)} is not a slug (lowercase letters, digits, hyphens)",
             )
         slug_given = True
     else:
@@ -239,7 +277,7 @@ def validate(raw: Mapping[str, Any], where: str, ctx: ImportContext) -> ArticleI
         status = ArticleStatus(status_raw.strip().lower())
     except ValueError:
         raise RecordError(
-            where, "status", f"{status_raw!r} is not 'published' or 'draft'"
+            where, "status", f"{bounded_repr(status_raw)} is not 'published' or 'draft'"
         ) from None
 
     summary = _text(raw, "summary", where)

@@ -23,9 +23,22 @@ main.add_command(articles_group)
 
 @command(articles_group, "import")
 @click.argument("locations", nargs=-1, required=True)
-def articles_import(locations: tuple[str, ...]) -> None:
+@click.option(
+    "--allow-private-hosts",
+    is_flag=True,
+    help="Let URLs (and their redirects) reach private, loopback and link-local addresses.",
+)
+@click.option(
+    "--update-any",
+    is_flag=True,
+    help="Let a feed fetched from a URL update articles that another source brought in.",
+)
+def articles_import(
+    locations: tuple[str, ...], allow_private_hosts: bool, update_any: bool
+) -> None:
     """Import articles from JSON, JSON Lines, Markdown files or folders, or RSS/Atom feeds
-    (files or http URLs). Re-importing is safe: unchanged records change nothing."""
+    (files or http URLs). Re-importing is safe: unchanged records change nothing. A feed
+    fetched from a URL updates only the articles it brought in itself."""
     cfg = settings()
     ctx = articles.ImportContext.from_settings(cfg)
     total = articles.ImportReport()
@@ -40,7 +53,15 @@ def articles_import(locations: tuple[str, ...]) -> None:
         bars.append(bar.__enter__())
         return bar.update
 
-    for outcome in articles.import_locations(engine(), ctx, locations, now(), progress):
+    for outcome in articles.import_locations(
+        engine(),
+        ctx,
+        locations,
+        now(),
+        progress,
+        allow_private=allow_private_hosts,
+        allow_takeover=update_any,
+    ):
         for bar in bars:
             bar.__exit__(None, None, None)
         bars.clear()

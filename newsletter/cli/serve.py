@@ -10,6 +10,7 @@ import click
 
 from newsletter import demo
 from newsletter.cli.common import command, engine, main, now, services, settings
+from newsletter.web.limits import HEAD_TIMEOUT, MAX_HEAD_BYTES, server_protocol
 
 
 @command(main, "demo")
@@ -29,7 +30,50 @@ def demo_command() -> None:
     show_default=True,
     help="Run the digest scheduler and sender in this process.",
 )
-def serve(host: str, port: int, scheduler: bool) -> None:
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Answer 503 to new requests while this many connections or requests are open.",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(1),
+    default=2048,
+    show_default=True,
+    help="Connections the kernel queues before they are accepted.",
+)
+@click.option(
+    "--timeout-keep-alive",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=HEAD_TIMEOUT,
+    show_default=True,
+    help="Seconds a client has to send a whole request head (408 and close after).",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Proxy addresses trusted for X-Forwarded-For/-Proto, comma-separated, or '*' "
+    "[default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1].",
+)
+def serve(
+    host: str,
+    port: int,
+    scheduler: bool,
+    limit_concurrency: int,
+    backlog: int,
+    timeout_keep_alive: int,
+    header_timeout: float,
+    forwarded_allow_ips: str | None,
+) -> None:
     """Run the HTTP service (migrates the database first), with the digest scheduler."""
     import uvicorn
 
@@ -38,7 +82,21 @@ def serve(host: str, port: int, scheduler: bool) -> None:
     app = create_app(settings(), run_scheduler=scheduler)
     click.echo(f"serving on http://{host}:{port}", err=True)
     # no access log and no Server header: both cost time on every feed request
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+        # bounded request heads, read in bounded time (newsletter.web.limits; issue #9)
+        http=server_protocol(header_timeout, MAX_HEAD_BYTES),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # the same bound if h11 is used
+        limit_concurrency=limit_concurrency,
+        backlog=backlog,
+        timeout_keep_alive=timeout_keep_alive,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @command(main, "scheduler")
@@ -56,10 +114,12 @@ def scheduler_command() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await scheduler.start()
+        signups = asyncio.create_task(built.subscribers.signups.run())
         click.echo("scheduler running (Ctrl-C stops it)", err=True)
         try:
             await stop.wait()
         finally:
+            signups.cancel()
             await scheduler.stop()
             await built.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -39,11 +40,14 @@ def subscribers_add(
         async def run() -> None:
             try:
                 await built.subscribers.subscribe(email, name, digests, tags)
+                await built.subscribers.signups.drain()
             finally:
                 await built.aclose()
 
         asyncio.run(run())
-        click.echo(f"confirmation sent to {subscribers.normalize_email(email)} (unless suppressed)")
+        click.echo(
+            f"confirmation queued for {subscribers.normalize_email(email)} (unless suppressed)"
+        )
         return
     added = subscribers.add(built.engine, email, settings().site.tz, name, digests, tags)
     click.echo(f"{added.email}: {added.status}")
@@ -71,7 +75,9 @@ def subscribers_export(path: str, status: str | None) -> None:
     if path == "-":
         subscribers.export_csv(engine(), sys.stdout, status)
         return
-    with open(path, "w", newline="", encoding="utf-8") as stream:
+    # addresses and names are personal data: readable by the owner alone
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as stream:
         count = subscribers.export_csv(engine(), stream, status)
     click.echo(f"{path}: {count} subscribers", err=True)
 
@@ -109,3 +115,12 @@ def subscribers_suppress(email: str, reason: str) -> None:
     """Never mail EMAIL again, whatever a sign-up or an import says."""
     subscribers.suppress(engine(), email, reason)
     click.echo(f"suppressed {subscribers.normalize_email(email)} ({reason})")
+
+
+@command(subscribers_group, "unsuppress")
+@click.argument("email")
+def subscribers_unsuppress(email: str) -> None:
+    """Lift a suppression of EMAIL (sign-ups never do). The address may then sign up and
+    confirm again, or be added with `subscribers add` on your word."""
+    subscribers.unsuppress(engine(), email)
+    click.echo(f"{subscribers.normalize_email(email)} is no longer suppressed")

@@ -22,11 +22,12 @@ from sqlmodel import Session
 
 from newsletter import storage
 from newsletter.config import Settings
-from newsletter.delivery.policy import Decision, decide
 from newsletter.errors import DeliveryError
 from newsletter.mail import Composer, Letter, Mailer
+from newsletter.mail.policy import Decision, decide
 from newsletter.models import DeliveryStatus, RunStatus, SubscriberStatus
 from newsletter.storage import Recipient
+from newsletter.storage.retry import retry_on_busy
 from newsletter.subscribers import mark
 from newsletter.subscribers.eligibility import Purpose, may_mail
 
@@ -182,6 +183,7 @@ class Sender:
 
     # ------------------------------------------------------------------ database side
 
+    @retry_on_busy()
     def _claim(self, run_id: int, now: datetime, limit: int) -> tuple[str, list[Recipient]]:
         lease = now + timedelta(seconds=self.settings.delivery.lease_seconds)
         with Session(self.engine) as session:
@@ -192,6 +194,7 @@ class Sender:
             session.commit()
             return run.status, claimed
 
+    @retry_on_busy()
     def _refresh(self, run_id: int, chunk: list[Recipient]) -> tuple[str, list[Recipient]]:
         """The run's state, and the chunk's rows this sender still holds with their
         subscribers' state now. Holding a batch renews its lease: a slow server never lets
@@ -209,6 +212,7 @@ class Sender:
             ]
             return status, storage.recipients(session, run_id, claimed)
 
+    @retry_on_busy()
     def _record(
         self, recipient: Recipient, decision: Decision, mid: str | None, now: datetime
     ) -> None:
@@ -226,6 +230,7 @@ class Sender:
             )
             session.commit()
 
+    @retry_on_busy()
     def _pause(self, run_id: int, reason: str) -> None:
         with Session(self.engine) as session:
             storage.set_run_status(
@@ -234,15 +239,18 @@ class Sender:
             storage.release(session, run_id, self.worker)
             session.commit()
 
+    @retry_on_busy()
     def _release(self, run_id: int) -> None:
         with Session(self.engine) as session:
             storage.release(session, run_id, self.worker)
             session.commit()
 
+    @retry_on_busy()
     def _pending(self, run_id: int) -> tuple[int, datetime | None]:
         with Session(self.engine) as session:
             return storage.pending_count(session, run_id), storage.next_due(session, run_id)
 
+    @retry_on_busy()
     def _finish(self, run_id: int) -> None:
         with Session(self.engine) as session:
             storage.set_run_status(

@@ -5,15 +5,25 @@ process, and at once after a change made in this process) reads the one global v
 and, only when it moved, the feed versions that changed. Entries whose version is stale are
 rendered again on their next request. Articles scheduled for later join their feeds when
 their time comes: `refresh` stamps new versions on those feeds then.
+
+Validators: the ETag is a digest of the bytes. Last-Modified comes from feed_rendering,
+one row per feed and format, recorded by the first process to render bytes that differ
+from the recorded ones: a version whose bytes are the recorded ones keeps their
+Last-Modified (a change that did not alter what the feed shows, such as an old article
+imported outside its newest items, moves neither validator); bytes that differ get the
+version's changed_at, and never less than a second after the Last-Modified recorded before,
+even when the newest item got older (an article unpublished or deleted). Every process
+reads the same row, so all agree.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 import sqlalchemy as sa
@@ -25,8 +35,44 @@ from newsletter.feeds import invalidation, render
 from newsletter.feeds.render import FeedSpec
 from newsletter.feeds.specs import FeedRef, feed_spec
 from newsletter.models import ArticleView, utcnow
+from newsletter.storage.feed_versions import current_version, record_rendering, rendering
 
+log = logging.getLogger(__name__)
 _NONE = (0, render.EPOCH)
+_RECORD_ATTEMPTS = 5  # compare-and-set rounds against other processes rendering the same feed
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The validators feed_rendering holds for one feed in one format: the bytes' digest,
+    their Last-Modified and the feed version that first rendered them."""
+
+    version: int
+    digest: str
+    modified_at: datetime
+
+
+def last_modified(
+    recorded: Recorded | None, digest: str, changed_at: datetime, *, stale: bool
+) -> tuple[datetime, bool]:
+    """The Last-Modified of bytes with `digest`, rendered at a feed version stamped at
+    `changed_at`, and whether to record it. Pure, so every process decides alike.
+
+    - the recorded bytes: their recorded Last-Modified;
+    - other bytes rendered at a version older than the feed's current one (`stale`: this
+      process has not polled since; its bytes may be older than the recorded ones): the
+      version's time, recorded nowhere;
+    - other bytes: the version's time, and at least a second after the recorded
+      Last-Modified, so that it never goes backwards and If-Modified-Since (whole seconds)
+      never hides a change.
+    """
+    if recorded is not None and recorded.digest == digest:
+        return recorded.modified_at, False
+    if stale:
+        return changed_at, False
+    if recorded is None:
+        return changed_at, True
+    return max(changed_at, recorded.modified_at + timedelta(seconds=1)), True
 
 
 @dataclass(frozen=True)
@@ -156,19 +202,54 @@ class FeedCache:
         version, changed_at = self._version_of(ref.key)
         articles = self.articles(ref, now or utcnow())
         body = render.render(self.spec(ref), fmt, articles)
-        last_modified = changed_at if version else render.feed_updated(articles)
-        last_modified = last_modified.replace(microsecond=0)
+        digest = hashlib.sha1(body).hexdigest()
+        stamp = changed_at if version else render.feed_updated(articles)
+        modified = self._last_modified(ref.key, fmt, version, stamp.replace(microsecond=0), digest)
         entry = Rendered(
             version=version,
             body=body,
             gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag='W/"' + hashlib.sha1(body).hexdigest()[:20] + '"',
-            last_modified=format_datetime(last_modified, usegmt=True),
-            last_modified_at=last_modified,
+            etag='W/"' + digest[:20] + '"',
+            last_modified=format_datetime(modified, usegmt=True),
+            last_modified_at=modified,
             content_type=render.CONTENT_TYPES[fmt],
         )
         self._entries[(ref.key, fmt)] = entry
         return entry
+
+    def _last_modified(
+        self, key: str, fmt: str, version: int, changed_at: datetime, digest: str
+    ) -> datetime:
+        """Decide the Last-Modified of a rendering at `version` against the recorded
+        validators, and record it when the bytes are new (compare-and-set: another process
+        may be rendering the same feed). Bytes as recorded cost one read, no write."""
+        modified = changed_at
+        try:
+            for _ in range(_RECORD_ATTEMPTS):
+                with Session(self.engine) as session:
+                    row = rendering(session, key, fmt)
+                    recorded = Recorded(row.version, row.digest, row.modified_at) if row else None
+                    stale = version < current_version(session, key)
+                    modified, record = last_modified(recorded, digest, changed_at, stale=stale)
+                    if not record:
+                        return modified
+                    seen = (recorded.version, recorded.digest) if recorded else None
+                    if record_rendering(
+                        session,
+                        key,
+                        fmt,
+                        seen,
+                        version=version,
+                        digest=digest,
+                        modified_at=modified,
+                    ):
+                        session.commit()
+                        return modified
+        except sa.exc.OperationalError:
+            # The database is busy: serve what the recorded row gives now; the next
+            # rendering records it. The feed must not fail over its Last-Modified.
+            log.warning("feed %s.%s: validators not recorded", key, fmt, exc_info=True)
+        return modified
 
     def articles(self, ref: FeedRef, now: datetime) -> list[ArticleView]:
         limit = self.settings.feeds.items

@@ -10,9 +10,11 @@ be suppressed), `MessageRefused` for a 5xx to the sender or the message, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import ssl
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -53,12 +55,21 @@ class OutboxMailer:
         await asyncio.to_thread(self._write, envelope)
 
     def _write(self, envelope: Envelope) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Messages carry live confirmation and unsubscribe links: the folder and every file
+        # in it are for the owner only, from the start (mkstemp creates 0600, O_EXCL and
+        # O_NOFOLLOW, under a random name nobody can plant a symlink at).
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         digest = hashlib.sha1(envelope.message_id.encode()).hexdigest()[:16]
         name = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{digest}.eml"
-        temporary = self.directory / (name + ".tmp")
-        temporary.write_bytes(envelope.data)
-        os.replace(temporary, self.directory / name)  # a half-written file is never seen
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".eml.tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(envelope.data)
+            os.replace(temporary, self.directory / name)  # a half-written file is never seen
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     async def close(self) -> None:
         pass

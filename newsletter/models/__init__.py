@@ -28,6 +28,8 @@ from newsletter.models.digests import (
 from newsletter.models.feeds import FeedVersion
 from newsletter.models.subscribers import (
     SUPPRESSING,
+    Outbound,
+    SignupRequest,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -54,9 +56,11 @@ __all__ = [
     "DigestRun",
     "DigestTag",
     "FeedVersion",
+    "Outbound",
     "RunArticle",
     "RunKind",
     "RunStatus",
+    "SignupRequest",
     "Subscriber",
     "SubscriberStatus",
     "Subscription",

@@ -95,4 +95,48 @@ class Suppression(SQLModel, table=True):
     email: str = Field(primary_key=True, max_length=254)
     reason: str = Field(max_length=16)  # unsubscribed | bounced | complained
     detail: str = ""
+    # set by an operator (`subscribers suppress`): no sign-up lifts it, only `unsuppress`
+    by_operator: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class SignupRequest(SQLModel, table=True):
+    """A sign-up as it arrived, stored before anything else happens to it: every address
+    costs the same to accept, and a crash or a mail outage loses none. A worker turns it
+    into a subscriber and, when one is due, a queued confirmation email."""
+
+    __tablename__ = "signup_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)  # normalised
+    name: str = Field(default="", max_length=300)  # cleaned
+    digests: str = ""  # slugs separated by spaces, checked when it arrived
+    tags: str = ""  # slugs separated by spaces
+    client: str = Field(default="", max_length=64)  # the client's network (rate limits)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class Outbound(SQLModel, table=True):
+    """A transactional email (a confirmation) waiting to go, going or gone: the same
+    claim, lease and SMTP-answer policy as the digest ledger."""
+
+    __table_args__ = (sa.Index("ix_outbound_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="confirm", max_length=16)
+    subscriber_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False)
+    )
+    email: str = Field(max_length=254)
+    client: str = Field(default="", max_length=64)  # whose sign-up asked for it
+    status: str = Field(default="queued", max_length=16)  # DeliveryStatus values
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    last_error: str = ""
+    message_id: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,6 +1,7 @@
 """Feed content versions: the global counter and one row per feed key, plus the queries
-that find which feeds a change touches. Keys are opaque here (newsletter.feeds names them).
-Callers pass a Session and own the transaction."""
+that find which feeds a change touches, and each feed's recorded validators per format
+(feed_rendering). Keys are opaque here (newsletter.feeds names them). Callers pass a
+Session and own the transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from newsletter.errors import DuplicateError
 from newsletter.models import Article, ArticleStatus, ArticleTag, FeedVersion
+from newsletter.models.feeds import FeedRendering
+from newsletter.storage.common import insert_unique
 
 GLOBAL_KEY = "*"
 
@@ -47,8 +51,10 @@ def touch_feeds(session: Session, keys: Iterable[str], now: datetime) -> int:
 
     The counter is incremented in the database (UPDATE ... RETURNING), which also takes the
     write lock on SQLite, so two writers can never hand out the same number. A feed's
-    changed_at (its Last-Modified) moves forward by at least a second per version: HTTP dates
-    have whole seconds, and If-Modified-Since must never hide a change."""
+    changed_at moves forward by at least a second per version: HTTP dates have whole
+    seconds, and when the version's bytes differ, the feed's Last-Modified becomes at least
+    this (feed_rendering, see newsletter.feeds.cache), so If-Modified-Since never hides a
+    change."""
     keys = set(keys)
     if not keys:
         return 0
@@ -73,6 +79,55 @@ def touch_feeds(session: Session, keys: Iterable[str], now: datetime) -> int:
         session.add(row)
     session.flush()
     return int(version)
+
+
+def current_version(session: Session, key: str) -> int:
+    """The content version feed `key` has now (0: never stamped)."""
+    row = session.get(FeedVersion, key)
+    return row.version if row else 0
+
+
+def rendering(session: Session, key: str, fmt: str) -> FeedRendering | None:
+    """The validators recorded for feed `key` in format `fmt`, if any."""
+    return session.get(FeedRendering, (key, fmt))
+
+
+def record_rendering(
+    session: Session,
+    key: str,
+    fmt: str,
+    seen: tuple[int, str] | None,
+    *,
+    version: int,
+    digest: str,
+    modified_at: datetime,
+) -> bool:
+    """Record the validators of a rendering, compare-and-set: only if the row still holds
+    `seen` (its version and digest as read; None: no row). False when another process
+    changed it first (the caller reads it again and decides again); for an insert that
+    lost, the transaction is rolled back."""
+    if seen is None:
+        row = FeedRendering(
+            key=key, format=fmt, version=version, digest=digest, modified_at=modified_at
+        )
+        try:
+            insert_unique(session, row, "feed rendering", f"{key}.{fmt}")
+        except DuplicateError:
+            return False
+        return True
+    seen_version, seen_digest = seen
+    result = session.execute(
+        sa.update(FeedRendering)
+        .where(
+            col(FeedRendering.key) == key,
+            col(FeedRendering.format) == fmt,
+            col(FeedRendering.version) == seen_version,
+            col(FeedRendering.digest) == seen_digest,
+        )
+        .values(version=version, digest=digest, modified_at=modified_at)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 def global_version(session: Session) -> int:

@@ -161,17 +161,23 @@ def suppressions_for(session: Session, emails: Iterable[str]) -> dict[str, Suppr
     return {s.email: s for s in rows}
 
 
-def suppress(session: Session, email: str, reason: str, detail: str, now: datetime) -> None:
+def suppress(
+    session: Session, email: str, reason: str, detail: str, now: datetime, by_operator: bool = False
+) -> None:
     """Record that `email` must not be mailed again. The first reason stays, except that a
-    bounce or complaint replaces an unsubscribe: those are the ones no sign-up may undo."""
+    bounce or complaint replaces an unsubscribe: those are the ones no sign-up may undo. An
+    operator's word marks the row for good (only an operator lifts it)."""
     row = session.get(Suppression, email)
     if row is None:
-        session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
+        row = Suppression(email=email, reason=reason, detail=detail, created_at=now)
+        session.add(row)
     elif row.reason == SubscriberStatus.unsubscribed and reason in (
         SubscriberStatus.bounced,
         SubscriberStatus.complained,
     ):
         row.reason, row.detail, row.created_at = reason, detail, now
+    if by_operator:
+        row.by_operator = True
     session.flush()
 
 

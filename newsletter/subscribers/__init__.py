@@ -20,10 +20,9 @@ from newsletter.subscribers.service import (
     Subscribers,
     add,
     get_subscriber,
-    mark,
     remove,
-    suppress,
 )
+from newsletter.subscribers.suppressions import mark, suppress, unsuppress
 
 __all__ = [
     "COLUMNS",
@@ -45,4 +44,5 @@ __all__ = [
     "normalize_email",
     "remove",
     "suppress",
+    "unsuppress",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import idna
 
 from newsletter.errors import InvalidInputError
+from newsletter.text import plain_text
 
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
@@ -40,3 +42,19 @@ def normalize_email(raw: str) -> str:
     ):
         raise InvalidInputError("email", f"{raw!r:.80} has an invalid domain {domain!r}")
     return f"{local.lower()}@{ascii_domain}"
+
+
+# Characters that hide or reorder text: bidi embeddings, overrides and isolates, marks
+# that turn text around, zero-width characters and the byte-order mark.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\u061c\ufeff\u00ad]")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+
+
+def clean_name(raw: str, most: int = 100) -> str:
+    """A name as a reader typed it, made harmless: markup, control characters (CR, LF),
+    bidi overrides, zero-width characters and RFC 2047 encoded words (which a mail header
+    would decode into anything) removed, white space folded, at most `most` characters."""
+    text = _ENCODED_WORD.sub("", plain_text(raw[: most * 4]))
+    text = _INVISIBLE.sub("", text)
+    text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
+    return " ".join(text.split())[:most]

@@ -21,15 +21,19 @@ def may_mail(
     status: SubscriberStatus | str | None,
     suppression: str | None,
     subscribed: bool = True,
+    by_operator: bool = False,
 ) -> bool:
     """Whether an address may get mail for `purpose`.
 
     `status` is its subscriber's status (None: no subscriber yet), `suppression` the reason
     it is suppressed (None: it is not), `subscribed` whether it chose the digest in
-    question. A reader who unsubscribed may ask to come back through a confirmation; a
-    bounce or a complaint is final. A digest goes only to active, unsuppressed subscribers
-    of that digest."""
+    question, `by_operator` whether an operator made the suppression. A reader who
+    unsubscribed may ask to come back through a confirmation; a bounce, a complaint or an
+    operator's suppression is final (until an operator lifts it). A digest goes only to
+    active, unsuppressed subscribers of that digest."""
     if status in NEVER_AGAIN or suppression in NEVER_AGAIN:
+        return False
+    if suppression is not None and by_operator:
         return False
     if purpose is Purpose.confirmation:
         return suppression in (None, SubscriberStatus.unsubscribed)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 import sqlalchemy as sa
 from jinja2 import Environment
@@ -20,28 +19,26 @@ from sqlmodel import Session
 from newsletter import articles, storage, tokens
 from newsletter.config import Settings
 from newsletter.errors import (
-    DuplicateError,
     InvalidInputError,
     NotFoundError,
-    PermanentFailure,
     RateLimited,
     TokenError,
 )
-from newsletter.mail import Composer, Letter, Mailer, render_bodies
+from newsletter.mail import Mailer
 from newsletter.models import (
-    DEFAULT_DIGEST,
-    SUPPRESSING,
     Digest,
     Subscriber,
     SubscriberStatus,
     utcnow,
 )
 from newsletter.storage import Choices
+from newsletter.storage.retry import retry_on_busy
 from newsletter.subscribers import bulk, links
-from newsletter.subscribers.addresses import normalize_email
+from newsletter.subscribers.addresses import clean_name, normalize_email
 from newsletter.subscribers.eligibility import Purpose, may_mail
 from newsletter.subscribers.ratelimit import RateLimiter
-from newsletter.text import plain_text
+from newsletter.subscribers.signups import Signups, resolve_choices
+from newsletter.subscribers.suppressions import mark
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +64,21 @@ class Subscribers:
     """Everything a reader does with their subscription."""
 
     def __init__(
-        self, engine: sa.Engine, settings: Settings, mailer: Mailer, templates: Environment
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        mailer: Mailer,
+        templates: Environment,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.mailer = mailer
         self.templates = templates
-        self.composer = Composer(settings)
+        self.signups = Signups(engine, settings, mailer, templates, clock)
         limits = settings.subscribers
         self.by_ip = RateLimiter(limits.signups_per_ip_per_hour, 3600)
         self.by_address = RateLimiter(limits.signups_per_address_per_hour, 3600)
-        self.confirmations = RateLimiter(limits.confirmations_per_hour, 3600)
 
     # ------------------------------------------------------------------ sign-up
 
@@ -88,118 +89,26 @@ class Subscribers:
         digests: Iterable[str] = (),
         tags: Iterable[str] = (),
         client: str | None = None,
-        now: datetime | None = None,
     ) -> None:
-        """Sign `email` up. Whether the address was new, pending or active, the caller sees
-        the same outcome; a confirmation email goes out when one is due."""
-        now = now or utcnow()
+        """Sign `email` up. Every valid request is stored and answered the same way, in
+        the same time, whether the address is new, pending, subscribed or suppressed and
+        whether mail is flowing; the confirmation email leaves from a queue."""
         address = normalize_email(email)
         if client is not None and not self.by_ip.allow(client):
             raise RateLimited("too many sign-ups from your network; try again in an hour")
         if not self.by_address.allow(address):
             raise RateLimited("too many sign-ups for this address; try again in an hour")
-        subscriber_id = await asyncio.to_thread(
-            self._register_retrying, address, plain_text(name)[:300], list(digests), list(tags), now
+        await asyncio.to_thread(
+            self.signups.accept, address, clean_name(name), list(digests), list(tags), client or ""
         )
-        if subscriber_id is not None and self.confirmations.allow(address):
-            await self.send_confirmation(subscriber_id, now)
-
-    def _register_retrying(
-        self, email: str, name: str, digests: list[str], tags: list[str], now: datetime
-    ) -> int | None:
-        """_register, once more if a simultaneous sign-up of the same address (a double
-        click) inserted the row first."""
-        try:
-            return self._register(email, name, digests, tags, now)
-        except DuplicateError:
-            return self._register(email, name, digests, tags, now)
-
-    def _register(
-        self, email: str, name: str, digests: list[str], tags: list[str], now: datetime
-    ) -> int | None:
-        """Store the sign-up; returns the subscriber id when a confirmation should be sent."""
-        with Session(self.engine) as session:
-            wanted = self._choices(session, digests, tags)
-            subscriber = storage.subscriber_by_email(session, email)
-            suppressed = storage.suppressions_for(session, [email]).get(email)
-            status = subscriber.status if subscriber else None
-            if not may_mail(
-                Purpose.confirmation, status, suppressed.reason if suppressed else None
-            ):
-                return None  # bounced or complained: never mail it, say nothing
-            if subscriber is not None and subscriber.status == SubscriberStatus.active:
-                return None  # already subscribed: nothing changes
-            if subscriber is None:
-                subscriber = Subscriber(email=email, name=name, created_at=now, updated_at=now)
-                storage.add_subscriber(session, subscriber)
-            subscriber.status = SubscriberStatus.pending
-            subscriber.name = name or subscriber.name
-            subscriber.updated_at = now
-            # While pending, every confirmation email carries the same link: whichever the
-            # reader opens works (once).
-            subscriber.confirm_nonce = subscriber.confirm_nonce or secrets.token_urlsafe(12)
-            subscriber.link_key = subscriber.link_key or secrets.token_urlsafe(12)
-            session.flush()
-            assert subscriber.id is not None
-            storage.set_subscriptions(session, subscriber.id, wanted)
-            session.commit()
-            return subscriber.id
+        self.signups.nudge()
 
     def _choices(self, session: Session, digests: list[str], tags: list[str]) -> Choices:
-        """digest id -> tag slugs for what the reader picked; InvalidInputError names an
-        unknown digest or tag. Without a choice, the default digest."""
-        known = {d.slug: d for d in self.digests(session)}
-        default = DEFAULT_DIGEST if DEFAULT_DIGEST in known else next(iter(known), None)
-        picked = digests or ([default] if default else [])
-        if not picked:
-            raise InvalidInputError("digests", "no digest is on offer")
-        unknown = [d for d in picked if d not in known]
-        if unknown:
-            raise InvalidInputError(
-                "digests", f"no digest {unknown[0]!r}; choose from " + ", ".join(known), unknown[0]
-            )
-        tag_slugs = {t.slug for t in storage.all_tags(session)}
-        bad = [t for t in tags if t not in tag_slugs]
-        if bad:
-            raise InvalidInputError("tags", f"no tag {bad[0]!r}", bad[0])
-        narrowing = frozenset(tags)
-        return {known[d].id or 0: narrowing for d in picked}
+        return resolve_choices(session, digests, tags)
 
     def digests(self, session: Session) -> list[Digest]:
         """The digests on offer (migration 0004 creates the first)."""
         return storage.all_digests(session)
-
-    async def send_confirmation(self, subscriber_id: int, now: datetime) -> None:
-        letter = await asyncio.to_thread(self._confirmation_letter, subscriber_id, now)
-        if letter is not None:
-            await self.deliver(letter, now)
-
-    def _confirmation_letter(self, subscriber_id: int, now: datetime) -> Letter | None:
-        with Session(self.engine) as session:
-            subscriber = storage.subscriber_by_id(session, subscriber_id)
-            if subscriber is None or subscriber.confirm_nonce is None:
-                return None
-            expires = now + timedelta(hours=self.settings.subscribers.confirm_hours)
-            link = self.link(
-                "confirm",
-                tokens.sign(
-                    self.settings.secret,
-                    "confirm",
-                    subscriber_id,
-                    subscriber.confirm_nonce,
-                    expires,
-                ),
-            )
-            subscriber.confirm_sent_at = now
-            session.commit()
-            return self.letter(
-                subscriber,
-                "confirm",
-                f"Confirm your subscription to {self.settings.site.title}",
-                {"confirm_url": link, "hours": self.settings.subscribers.confirm_hours},
-            )
-
-    # ------------------------------------------------------------------ links and letters
 
     def link(self, page: str, token: str) -> str:
         return links.page(self.settings, page, token)
@@ -208,45 +117,9 @@ class Subscribers:
         assert subscriber.id is not None
         return links.preferences_token(self.settings, subscriber.id, subscriber.link_key)
 
-    def letter(
-        self, subscriber: Subscriber, template: str, subject: str, context: dict[str, object]
-    ) -> Letter:
-        """A letter to `subscriber` from templates/email/<template>.{txt,html}, with the
-        unsubscribe and preferences links every message carries (RFC 8058 headers too)."""
-        assert subscriber.id is not None
-        unsubscribe_url = links.unsubscribe_url(self.settings, subscriber.id, subscriber.link_key)
-        context = {
-            **context,
-            "subscriber": subscriber,
-            "unsubscribe_url": unsubscribe_url,
-            "preferences_url": links.preferences_url(
-                self.settings, subscriber.id, subscriber.link_key
-            ),
-            "site": self.settings.site,
-            "base_url": self.settings.base_url,
-        }
-        text, html = render_bodies(self.templates, template, context)
-        return Letter(
-            to=subscriber.email,
-            to_name=subscriber.name,
-            subject=subject,
-            text=text,
-            html=html,
-            headers=links.unsubscribe_headers(self.settings, subscriber.email, unsubscribe_url),
-        )
-
-    async def deliver(self, letter: Letter, now: datetime) -> bool:
-        """Send one letter now; a permanent refusal suppresses the address (bounced)."""
-        envelope = self.composer.compose(letter, now)
-        try:
-            await self.mailer.send(envelope)
-        except PermanentFailure as exc:
-            await asyncio.to_thread(self.mark, letter.to, SubscriberStatus.bounced, str(exc), now)
-            return False
-        return True
-
     # ------------------------------------------------------------------ confirm, leave, choose
 
+    @retry_on_busy()
     def confirm(self, token: str, now: datetime | None = None) -> Preferences:
         """Activate the subscriber the link was sent to. A link works once."""
         now = now or utcnow()
@@ -258,17 +131,33 @@ class Subscribers:
             if subscriber.confirm_nonce != claims.nonce:
                 raise TokenError("used", "This confirmation link was already used.")
             suppressed = storage.suppressions_for(session, [subscriber.email]).get(subscriber.email)
-            reason = suppressed.reason if suppressed else None
-            if not may_mail(Purpose.confirmation, subscriber.status, reason):
+            if not may_mail(
+                Purpose.confirmation,
+                subscriber.status,
+                suppressed.reason if suppressed else None,
+                by_operator=bool(suppressed and suppressed.by_operator),
+            ):
                 raise TokenError("used", "This address cannot be subscribed.")
             subscriber.status = SubscriberStatus.active
             subscriber.confirmed_at = now
             subscriber.updated_at = now
             subscriber.confirm_nonce = None
-            storage.lift_suppression(session, subscriber.email)  # they asked to come back
+            if suppressed is not None:  # they unsubscribed once and asked to come back
+                storage.lift_suppression(session, subscriber.email)
             session.commit()
             return self._preferences(session, subscriber)
 
+    def check_confirmation(self, token: str, now: datetime | None = None) -> None:
+        """TokenError unless `token` is a confirmation link that still works."""
+        claims = tokens.verify(self.settings.secret, token, "confirm", now or utcnow())
+        with Session(self.engine) as session:
+            subscriber = storage.subscriber_by_id(session, claims.subject)
+            if subscriber is None:
+                raise TokenError("tampered", "This link is not valid any more.")
+            if subscriber.confirm_nonce != claims.nonce:
+                raise TokenError("used", "This confirmation link was already used.")
+
+    @retry_on_busy()
     def unsubscribe(self, token: str, now: datetime | None = None) -> str:
         """Unsubscribe at once (idempotent); returns the address."""
         now = now or utcnow()
@@ -283,6 +172,7 @@ class Subscribers:
             assert fresh is not None
             return self._preferences(session, fresh)
 
+    @retry_on_busy()
     def save_preferences(
         self, token: str, digests: list[str], tags: list[str], now: datetime | None = None
     ) -> Preferences:
@@ -381,30 +271,6 @@ def remove(engine: sa.Engine, email: str) -> None:
         if subscriber is None:
             raise NotFoundError("subscriber", email)
         storage.delete_subscriber(session, subscriber)
-        session.commit()
-
-
-def suppress(engine: sa.Engine, email: str, reason: str, now: datetime | None = None) -> None:
-    """Never mail `email` again (reason: unsubscribed, bounced or complained)."""
-    if reason not in SUPPRESSING:
-        raise InvalidInputError("reason", f"{reason!r} is not unsubscribed, bounced or complained")
-    mark(engine, normalize_email(email), SubscriberStatus(reason), "suppressed by an operator", now)
-
-
-def mark(
-    engine: sa.Engine, email: str, status: SubscriberStatus, detail: str, now: datetime | None
-) -> None:
-    """Give the address a suppressing status and record the suppression (even when no
-    subscriber has the address yet, so a later sign-up or import cannot bring it back)."""
-    assert status in SUPPRESSING
-    now = now or utcnow()
-    with Session(engine) as session:
-        subscriber = storage.subscriber_by_email(session, email)
-        if subscriber is not None:
-            subscriber.status = status
-            subscriber.confirm_nonce = None
-            subscriber.updated_at = now
-        storage.suppress(session, email, status, detail, now)
         session.commit()
 
 

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from newsletter import services as composition
@@ -22,8 +23,10 @@ from newsletter.feeds.render import FORMATS
 from newsletter.feeds.websub import Pinger
 from newsletter.mail import Mailer
 from newsletter.scheduler import DigestScheduler
+from newsletter.storage.retry import RETRY_AFTER, is_busy
 from newsletter.web import digests, pages, subscriptions
 from newsletter.web.feeds import FeedRoutes
+from newsletter.web.limits import RequestLimits, validation_failed
 from newsletter.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(cache.refresh)
         task = asyncio.create_task(_watch(cache, services.pinger))
+        # sign-ups are answered at once and worked off here: confirmations leave from a queue
+        signups = asyncio.create_task(services.subscribers.signups.run())
         if scheduler:
             await scheduler.start()
         try:
@@ -60,6 +65,9 @@ def create_app(
             if scheduler:
                 await scheduler.stop()
             task.cancel()
+            signups.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await signups
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await services.aclose()
@@ -93,6 +101,12 @@ def create_app(
 
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(TokenError, bad_link)
+    # the database stayed busy through the use case's retries: 503, never a 500 (issue #9)
+    app.add_exception_handler(sa.exc.OperationalError, database_busy)
+    # a 422 names what is wrong, bounded, and never echoes the input (issue #9)
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    # body and header caps (413, 431) in front of every route; feeds read no body
+    app.add_middleware(RequestLimits)
     app.include_router(pages.router)
     app.include_router(subscriptions.router)
     app.include_router(digests.router)
@@ -112,3 +126,20 @@ async def _watch(cache: FeedCache, pinger: Pinger | None) -> None:
         except Exception:  # keep watching: a database hiccup must not stop feed updates
             log.exception("feed refresh failed")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def database_busy(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After when the database stayed busy (locked, a serialization failure
+    or a deadlock) through every retry: nothing was stored, and the same request may work
+    a moment later. JSON under /api/, a page elsewhere. Other database errors stay 500."""
+    if not is_busy(exc):
+        raise exc
+    route = getattr(request.scope.get("route"), "path", "?")  # the template: no token logged
+    log.warning("%s %s: database busy, answered 503", request.method, route)
+    headers = {"Retry-After": str(RETRY_AFTER)}
+    message = "We are busy right now. Please try again in a moment."
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=503, headers=headers)
+    response = render(request, "message.html", {"title": "Busy", "message": message}, 503)
+    response.headers.update(headers)
+    return response

@@ -144,8 +144,10 @@ def _not_modified(if_none_match: bytes | None, since: bytes | None, entry: Rende
         return False
     try:
         when: datetime = parsedate_to_datetime(since.decode("latin-1"))
-    except (TypeError, ValueError, IndexError):
-        return False  # an unparseable date is ignored, as the RFC says
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # an unparseable date is ignored, as the RFC says; a year too large for a C int
+        # ("Mon, 01 Jan 99999999999 00:00:00 GMT") overflows rather than failing to parse
+        return False
     if when.tzinfo is None:
         return False
     return entry.last_modified_at <= when
