@@ -451,6 +451,7 @@ def test_simultaneous_sign_ups_of_one_address_all_succeed(
             )
         )
     assert {c.status_code for c in codes} == {202}
+    settle(client)
     assert subscriber(engine, "twice@example.org").status == "pending"
 
 

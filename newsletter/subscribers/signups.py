@@ -123,8 +123,11 @@ class Signups:
             except Exception:  # keep working: a database or mail hiccup must not stop it
                 log.exception("sign-up queue failed; trying again")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that comes as the wait ends, and the worker would never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await self._wake.wait()
 
     async def drain(self) -> int:
         """Process every waiting sign-up and send every due confirmation; returns how many

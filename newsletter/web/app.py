@@ -66,8 +66,7 @@ def create_app(
                 await scheduler.stop()
             task.cancel()
             signups.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await signups
+            await asyncio.wait([signups], timeout=10)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await services.aclose()
