@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError
 from newsletter.resources import sample_config_path
+from newsletter.text import xml_safe
 
 ENV_PREFIX = "NEWSLETTER_"
 SECRET_FILE = ".secret_key"
@@ -113,8 +114,9 @@ def _between(low: int, high: int) -> Check:
 
 
 def _not_blank(value: Any) -> str | None:
-    # feeds need a title and a description, and mail a From name
-    return None if str(value).strip() else "a text that is not empty"
+    # feeds need a title and a description, and mail a From name: characters XML cannot
+    # carry (dropped from feeds) do not count
+    return None if xml_safe(str(value)).strip() else "a text that is not empty"
 
 
 def _email(value: Any) -> str | None:

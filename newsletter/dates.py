@@ -8,11 +8,19 @@ every feed format carry.
 
 from __future__ import annotations
 
+import reprlib
 from datetime import UTC, date, datetime, tzinfo
 
 from newsletter.errors import InvalidInputError
 
 EXAMPLE = "2024-05-01T09:30:00+07:00"
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
+
+
+def _shown(value: object) -> str:
+    """A short repr, bounded before it is built (a nested value never is formatted whole)."""
+    return _SHORT.repr(value)
 
 
 def parse_datetime(value: object, field: str, zone: tzinfo) -> datetime | None:
@@ -30,11 +38,11 @@ def parse_datetime(value: object, field: str, zone: tzinfo) -> datetime | None:
             parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
         except ValueError:
             raise InvalidInputError(
-                field, f"{value!r:.60} is not an ISO 8601 date such as {EXAMPLE}", value
+                field, f"{_shown(value)} is not an ISO 8601 date such as {EXAMPLE}", value
             ) from None
     else:
         raise InvalidInputError(
-            field, f"expected an ISO 8601 date string, got {value!r:.60}", value
+            field, f"expected an ISO 8601 date string, got {_shown(value)}", value
         )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
@@ -43,5 +51,5 @@ def parse_datetime(value: object, field: str, zone: tzinfo) -> datetime | None:
     except (OverflowError, ValueError):
         result = datetime.min.replace(tzinfo=UTC)
     if not 1970 <= result.year <= 9000:
-        raise InvalidInputError(field, f"{value!s:.40} is outside the years 1970 to 9000", value)
+        raise InvalidInputError(field, f"{_shown(value)} is outside the years 1970 to 9000", value)
     return result

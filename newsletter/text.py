@@ -37,9 +37,16 @@ def sanitize_html(fragment: str, base_url: str | None) -> str:
         if attribute not in _URL_ATTRIBUTES:
             return value
         value = value.strip()
-        if base_url:
-            value = urljoin(base_url, value)
-        scheme = urlsplit(value).scheme.lower()
+        try:
+            parts = urlsplit(value)
+            if parts.scheme.lower() in ("http", "https") and not parts.netloc:
+                # "https:x" means a relative path to browsers: resolve it as one
+                value = value.split(":", 1)[1]
+            if base_url:
+                value = urljoin(base_url, value)
+            scheme = urlsplit(value).scheme.lower()
+        except ValueError:  # not a URL at all ("//[/x"): drop the attribute
+            return None
         if scheme and scheme not in _SAFE_SCHEMES:
             return None
         return value

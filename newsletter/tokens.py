@@ -49,12 +49,21 @@ def sign(secret: bytes, purpose: str, subject: int, nonce: str, expires: datetim
 def verify(secret: bytes, token: str, purpose: str, now: datetime) -> Claims:
     """The claims of a genuine, unexpired token for `purpose`; TokenError otherwise."""
     payload, _, mac = token.partition(".")
+    if not token.isascii():  # a genuine token is base64url; anything else (surrogates too)
+        raise TokenError("tampered", "This link is not valid: it was changed or cut short.")
     if not payload or not hmac.compare_digest(mac.encode(), _mac(secret, payload).encode()):
         raise TokenError("tampered", "This link is not valid: it was changed or cut short.")
     try:
         kind, subject, nonce, expires = json.loads(_unb64(payload))
     except (ValueError, TypeError):
         raise TokenError("tampered", "This link is not valid.") from None
+    if not (
+        isinstance(kind, str)
+        and type(subject) is int
+        and isinstance(nonce, str)
+        and (expires is None or type(expires) is int)
+    ):
+        raise TokenError("tampered", "This link is not valid.")
     if kind != purpose:
         raise TokenError("wrong purpose", "This link is not meant for this page.")
     if expires is not None and now.timestamp() > expires:

@@ -8,7 +8,6 @@ import unicodedata
 import idna
 
 from newsletter.errors import InvalidInputError
-from newsletter.text import plain_text
 
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
@@ -51,10 +50,16 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 
 
 def clean_name(raw: str, most: int = 100) -> str:
-    """A name as a reader typed it, made harmless: markup, control characters (CR, LF),
-    bidi overrides, zero-width characters and RFC 2047 encoded words (which a mail header
-    would decode into anything) removed, white space folded, at most `most` characters."""
-    text = _ENCODED_WORD.sub("", plain_text(raw[: most * 4]))
-    text = _INVISIBLE.sub("", text)
-    text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
-    return " ".join(text.split())[:most]
+    """A name as a reader typed it, made harmless for mail headers and pages: control
+    characters (CR, LF), bidi overrides, zero-width characters and RFC 2047 encoded words
+    (which a mail header would decode into anything) removed, white space folded, at most
+    `most` characters. Markup stays text (pages escape it). Cleaning a clean name changes
+    nothing, so an export imported again is unchanged."""
+    text = raw[: most * 4]
+    while True:
+        cleaned = _ENCODED_WORD.sub("", _INVISIBLE.sub("", text))
+        cleaned = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in cleaned)
+        cleaned = " ".join(cleaned.split())[:most].strip()
+        if cleaned == text:
+            return cleaned
+        text = cleaned

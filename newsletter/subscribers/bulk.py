@@ -21,8 +21,7 @@ from newsletter.dates import parse_datetime
 from newsletter.errors import InvalidInputError
 from newsletter.models import DEFAULT_DIGEST, SUPPRESSING, Subscriber, SubscriberStatus
 from newsletter.storage import Choices
-from newsletter.subscribers.addresses import normalize_email
-from newsletter.text import plain_text
+from newsletter.subscribers.addresses import clean_name, normalize_email
 
 BATCH = 1000
 
@@ -100,7 +99,7 @@ class _Parser:
         return Row(
             line=line,
             email=email,
-            name=plain_text(record.get("name") or "")[:300],
+            name=clean_name(record.get("name") or ""),
             status=status,
             digests=tuple(self.digests[d] for d in digests),
             tags=frozenset(tags) if (record.get("tags") or "").strip() else None,
