@@ -526,6 +526,7 @@ class Digests:
     def _run_views(self, session: Session, found: list[DigestRun]) -> list[RunView]:
         ids = [r.id for r in found if r.id is not None]
         counts = storage.counts(session, ids)
+        posts = storage.run_post_counts(session, ids)
         slugs = {d.id: d.slug for d in storage.all_digests(session)}
         return [
             RunView(
@@ -538,7 +539,7 @@ class Digests:
                 window_start=r.window_start,
                 window_end=r.window_end,
                 subject=r.subject,
-                posts=len(storage.run_articles(session, r.id or 0)),
+                posts=posts.get(r.id or 0, 0),
                 counts=counts.get(r.id or 0, {}),
                 finished_at=r.finished_at,
             )

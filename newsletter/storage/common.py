@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from newsletter.errors import DuplicateError
 
@@ -17,3 +20,27 @@ def insert_unique(session: Session, row: SQLModel, kind: str, key: str) -> None:
     except sa.exc.IntegrityError:
         session.rollback()
         raise DuplicateError(kind, key) from None
+
+
+def claim_rows(
+    session: Session,
+    table: type[SQLModel],
+    due: sa.ColumnElement[bool],
+    values: Mapping[str, Any],
+    limit: int,
+    returning: Sequence[Any] = (),
+) -> Sequence[sa.Row[Any]]:
+    """Set `values` on up to `limit` rows of `table` matching `due`, oldest id first, in one
+    statement, and return their id (and the `returning` columns). On PostgreSQL the rows
+    are picked FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows; SQLite
+    serialises writers, and `due` is checked again in the UPDATE for both."""
+    key = col(table.id)  # type: ignore[attr-defined]
+    pick = sa.select(key).where(due).order_by(key).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    return session.execute(
+        sa.update(table)
+        .where(key.in_(pick.scalar_subquery()), due)
+        .values(**values)
+        .returning(key, *returning)
+    ).all()

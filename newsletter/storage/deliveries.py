@@ -22,6 +22,7 @@ from newsletter.models import (
     Suppression,
     Tag,
 )
+from newsletter.storage.common import claim_rows
 
 
 @dataclass(frozen=True)
@@ -124,26 +125,19 @@ def claim(
     """Claim up to `limit` due rows of a run for `worker` until `lease_until`, in one
     statement (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint
     rows; SQLite serialises writers), and return them with their subscribers' state."""
-    pick = sa.select(col(Delivery.id)).where(_claimable(run_id, now)).order_by(col(Delivery.id))
-    pick = pick.limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    claimed = session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id).in_(pick.scalar_subquery()), _claimable(run_id, now))
-        .values(
-            status=DeliveryStatus.sending.value,
-            lease_until=lease_until,
-            claimed_by=worker,
-            updated_at=now,
-        )
-        .returning(
-            col(Delivery.id),
-            col(Delivery.subscriber_id),
-            col(Delivery.segment),
-            col(Delivery.attempts),
-        )
-    ).all()
+    claimed = claim_rows(
+        session,
+        Delivery,
+        _claimable(run_id, now),
+        {
+            "status": DeliveryStatus.sending.value,
+            "lease_until": lease_until,
+            "claimed_by": worker,
+            "updated_at": now,
+        },
+        limit,
+        (col(Delivery.subscriber_id), col(Delivery.segment), col(Delivery.attempts)),
+    )
     return recipients(session, run_id, [tuple(row) for row in claimed])
 
 

@@ -211,3 +211,15 @@ def run_articles(session: Session, run_id: int) -> list[tuple[int, ArticleView]]
         )
     )
     return list(zip([a.id or 0 for a in rows], views(session, rows), strict=True))
+
+
+def run_post_counts(session: Session, run_ids: list[int]) -> dict[int, int]:
+    """run id -> how many posts the issue holds, in one query."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        sa.select(col(RunArticle.run_id), sa.func.count())
+        .where(col(RunArticle.run_id).in_(run_ids))
+        .group_by(col(RunArticle.run_id))
+    )
+    return {run_id: count for run_id, count in rows}

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from newsletter.models import DeliveryStatus, Outbound, SignupRequest
+from newsletter.storage.common import claim_rows
 
 PENDING = [DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.deferred]
 
@@ -28,19 +29,8 @@ def claim_signup_requests(
         col(SignupRequest.processed_at).is_(None),
         sa.or_(col(SignupRequest.lease_until).is_(None), col(SignupRequest.lease_until) < now),
     )
-    pick = select(SignupRequest.id).where(due).order_by(col(SignupRequest.id)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = (
-        session.execute(
-            sa.update(SignupRequest)
-            .where(col(SignupRequest.id).in_(pick.scalar_subquery()), due)
-            .values(lease_until=lease_until)
-            .returning(col(SignupRequest.id))
-        )
-        .scalars()
-        .all()
-    )
+    rows = claim_rows(session, SignupRequest, due, {"lease_until": lease_until}, limit)
+    ids = [row[0] for row in rows]
     if not ids:
         return []
     return list(
@@ -120,19 +110,12 @@ def claim_outbound(
         ),
         sa.and_(col(Outbound.status) == DeliveryStatus.sending, col(Outbound.lease_until) < now),
     )
-    pick = select(Outbound.id).where(due).order_by(col(Outbound.id)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = (
-        session.execute(
-            sa.update(Outbound)
-            .where(col(Outbound.id).in_(pick.scalar_subquery()), due)
-            .values(status=DeliveryStatus.sending.value, lease_until=lease_until, claimed_by=worker)
-            .returning(col(Outbound.id))
-        )
-        .scalars()
-        .all()
-    )
+    values = {
+        "status": DeliveryStatus.sending.value,
+        "lease_until": lease_until,
+        "claimed_by": worker,
+    }
+    ids = [row[0] for row in claim_rows(session, Outbound, due, values, limit)]
     if not ids:
         return []
     rows = session.exec(
