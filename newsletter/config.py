@@ -123,6 +123,19 @@ def _email(value: Any) -> str | None:
     return None if re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value) else "an email address"
 
 
+def _optional_email(value: Any) -> str | None:
+    return None if value == "" else _email(value)
+
+
+def _mailbox_url(value: Any) -> str | None:
+    if value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme in ("imap", "imaps", "pop3", "pop3s") and parts.hostname:
+        return None
+    return "imaps://user:password@host/INBOX, imap://..., pop3s://user:password@host or pop3://..."
+
+
 @dataclass(frozen=True)
 class SiteSettings:
     title: str = field(default="The Asia Ledger", metadata={"check": _not_blank})
@@ -190,8 +203,26 @@ class DigestsSettings:
 class DeliverySettings:
     retry_base_seconds: int = field(default=60, metadata={"check": _between(1, 86400)})
     max_attempts: int = field(default=5, metadata={"check": _between(1, 100)})
-    lease_seconds: int = field(default=300, metadata={"check": _between(1, 86400)})
-    claim_batch: int = field(default=100, metadata={"check": _between(1, 10000)})
+    lease_seconds: int = field(default=60, metadata={"check": _between(5, 86400)})
+    claim_batch: int = field(default=500, metadata={"check": _between(1, 10000)})
+    result_batch: int = field(default=50, metadata={"check": _between(1, 10000)})
+    max_per_second: int = field(default=0, metadata={"check": _between(0, 1_000_000)})
+    max_per_hour: int = field(default=0, metadata={"check": _between(0, 1_000_000_000)})
+    relay_failures: int = field(default=5, metadata={"check": _between(1, 10000)})
+    relay_rest_seconds: int = field(default=60, metadata={"check": _between(1, 86400)})
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    return_path: str = field(default="", metadata={"check": _optional_email})
+    verp: bool = True
+    mailbox: str = field(default="", metadata={"shown": redact_url, "check": _mailbox_url})
+    poll_seconds: int = field(default=300, metadata={"check": _between(0, 86400)})
+    soft_limit: int = field(default=3, metadata={"check": _between(1, 100)})
+    ses_topic_arn: str = ""
+    mailgun_signing_key: str = field(default="", metadata={"secret": True})
+    postmark_password: str = field(default="", metadata={"secret": True})
+    sendgrid_public_key: str = field(default="", metadata={"secret": True})
 
 
 @dataclass(frozen=True)
@@ -205,6 +236,26 @@ class SmtpSettings:
     password: str = field(default="", metadata={"secret": True})
     pool_size: int = field(default=4, metadata={"check": _between(1, 100)})
     timeout: int = field(default=30, metadata={"check": _between(1, 3600)})
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """One SMTP relay of several (`[[relay]]` tables); without any, [smtp] is the one."""
+
+    name: str = field(default="smtp", metadata={"check": _not_blank})
+    host: str = "localhost"
+    port: int = field(default=587, metadata={"check": _between(1, 65535)})
+    security: str = field(
+        default="starttls", metadata={"check": _choice("starttls", "tls", "none")}
+    )
+    username: str = ""
+    password: str = field(default="", metadata={"secret": True})
+    pool_size: int = field(default=4, metadata={"check": _between(1, 100)})
+    timeout: int = field(default=30, metadata={"check": _between(1, 3600)})
+    weight: int = field(default=1, metadata={"check": _between(1, 1000)})
+    # 0: the [delivery] value
+    max_per_second: int = field(default=0, metadata={"check": _between(0, 1_000_000)})
+    max_per_hour: int = field(default=0, metadata={"check": _between(0, 1_000_000_000)})
 
 
 @dataclass(frozen=True)
@@ -232,8 +283,41 @@ class Settings:
     subscribers: SubscribersSettings = SubscribersSettings()
     digests: DigestsSettings = DigestsSettings()
     delivery: DeliverySettings = DeliverySettings()
+    bounces: BouncesSettings = BouncesSettings()
     security: SecuritySettings = SecuritySettings()
     admin: AdminSettings = AdminSettings()
+    relay: tuple[RelaySettings, ...] = ()
+
+    @property
+    def relays(self) -> tuple[RelaySettings, ...]:
+        """The relays digests go through: the `[[relay]]` tables, else [smtp] alone; a
+        relay's throttles default to [delivery]'s."""
+        found = self.relay or (
+            RelaySettings(
+                name="smtp",
+                host=self.smtp.host,
+                port=self.smtp.port,
+                security=self.smtp.security,
+                username=self.smtp.username,
+                password=self.smtp.password,
+                pool_size=self.smtp.pool_size,
+                timeout=self.smtp.timeout,
+            ),
+        )
+        return tuple(
+            dataclasses.replace(
+                r,
+                max_per_second=r.max_per_second or self.delivery.max_per_second,
+                max_per_hour=r.max_per_hour or self.delivery.max_per_hour,
+            )
+            for r in found
+        )
+
+    @property
+    def return_path(self) -> str:
+        """The envelope sender bounces go back to (before VERP adds a tag)."""
+        domain = self.mail.from_address.rpartition("@")[2] or "localhost"
+        return self.bounces.return_path or f"bounces@{domain}"
 
     @property
     def database_url(self) -> str:
@@ -279,8 +363,9 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
     for f in dataclasses.fields(Settings)
-    if f.name != "root"
+    if f.name not in ("root", "relay")
 }
+_ARRAYS: dict[str, type] = {"relay": RelaySettings}  # [[relay]] tables
 
 
 def _shown(f: dataclasses.Field[Any], value: Any) -> str:
@@ -383,9 +468,17 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
             f"{cfg_path}: no such configuration file (create one with newsletter init)"
         )
 
+    relays: list[RelaySettings] = []
     for name, values in data.items():
+        if name in _ARRAYS:
+            if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+                raise ConfigError(f"[[{name}]] must be tables written [[{name}]], not {values!r}")
+            relays.extend(_build_section(name, _ARRAYS[name], v, set()) for v in values)
+            continue
         if name not in _SECTIONS:
-            raise ConfigError(f"unknown section [{name}]; allowed: " + ", ".join(_SECTIONS))
+            raise ConfigError(
+                f"unknown section [{name}]; allowed: " + ", ".join([*_SECTIONS, *_ARRAYS])
+            )
         if not isinstance(values, dict):
             raise ConfigError(f"[{name}] must be a table of keys, not {values!r}")
 
@@ -407,7 +500,10 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
         name: _build_section(name, cls, merged[name], env_keys[name])
         for name, cls in _SECTIONS.items()
     }
-    return Settings(root=cfg_path.resolve().parent, **sections)
+    names = [r.name for r in relays]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[relay]] names must differ; given {names}")
+    return Settings(root=cfg_path.resolve().parent, relay=tuple(relays), **sections)
 
 
 def write_fresh_config(directory: Path) -> Path:

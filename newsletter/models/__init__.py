@@ -25,6 +25,7 @@ from newsletter.models.digests import (
     RunKind,
     RunStatus,
 )
+from newsletter.models.delivery import Bounce, BounceKind, RelayUsage
 from newsletter.models.feeds import FeedVersion
 from newsletter.models.subscribers import (
     SUPPRESSING,
@@ -50,6 +51,8 @@ __all__ = [
     "ArticleView",
     "Author",
     "AuthorView",
+    "Bounce",
+    "BounceKind",
     "Delivery",
     "DeliveryStatus",
     "Digest",
@@ -57,6 +60,7 @@ __all__ = [
     "DigestTag",
     "FeedVersion",
     "Outbound",
+    "RelayUsage",
     "RunArticle",
     "RunKind",
     "RunStatus",

@@ -150,4 +150,5 @@ class Delivery(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=64)
     last_error: str = ""
     message_id: str | None = Field(default=None, max_length=300)
+    relay: str | None = Field(default=None, max_length=100)  # the relay that accepted it
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
