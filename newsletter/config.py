@@ -15,6 +15,7 @@ import secrets
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,6 +181,7 @@ class MailSettings:
     from_address: str = field(default="newsletter@localhost", metadata={"check": _email})
     from_name: str = ""
     dkim_key_file: str = ""
+    dkim_ed25519_key_file: str = ""
     dkim_selector: str = field(default="newsletter", metadata={"check": _dns_name})
     dkim_domain: str = field(default="", metadata={"check": _optional_dns_name})
     postal_address: str = field(default="", metadata={"multiline": True})
@@ -203,7 +205,7 @@ class DigestsSettings:
 class DeliverySettings:
     retry_base_seconds: int = field(default=60, metadata={"check": _between(1, 86400)})
     max_attempts: int = field(default=5, metadata={"check": _between(1, 100)})
-    lease_seconds: int = field(default=60, metadata={"check": _between(5, 86400)})
+    lease_seconds: int = field(default=60, metadata={"check": _between(1, 86400)})
     claim_batch: int = field(default=500, metadata={"check": _between(1, 10000)})
     result_batch: int = field(default=50, metadata={"check": _between(1, 10000)})
     max_per_second: int = field(default=0, metadata={"check": _between(0, 1_000_000)})
@@ -258,6 +260,33 @@ class RelaySettings:
     max_per_hour: int = field(default=0, metadata={"check": _between(0, 1_000_000_000)})
 
 
+def _networks(value: Any) -> str | None:
+    try:
+        parse_networks(value)
+    except ValueError:
+        return "a comma-separated list of addresses or networks such as '127.0.0.1/8, ::1'"
+    return None
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """'127.0.0.1/8, ::1' -> its networks (host bits ignored); ValueError for a bad one."""
+    return tuple(
+        ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+    )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """GET /metrics: on, and the client addresses it answers (others get 404)."""
+
+    enabled: bool = True
+    allow: str = field(default="127.0.0.1/8, ::1", metadata={"check": _networks})
+
+    @property
+    def networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.allow)
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
     secret_key: str = field(default="", metadata={"secret": True})
@@ -284,6 +313,7 @@ class Settings:
     digests: DigestsSettings = DigestsSettings()
     delivery: DeliverySettings = DeliverySettings()
     bounces: BouncesSettings = BouncesSettings()
+    metrics: MetricsSettings = MetricsSettings()
     security: SecuritySettings = SecuritySettings()
     admin: AdminSettings = AdminSettings()
     relay: tuple[RelaySettings, ...] = ()

@@ -24,15 +24,25 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from newsletter.bounces import Bounces
 from newsletter.digests.service import Digests
+from newsletter.errors import NewsletterError
 
 log = logging.getLogger(__name__)
 SYNC_JOB = "sync"
+BOUNCES_JOB = "bounces"
 
 
 class DigestScheduler:
-    def __init__(self, digests: Digests, sync_seconds: int, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        digests: Digests,
+        sync_seconds: int,
+        clock: Callable[[], datetime],
+        bounces: Bounces | None = None,
+    ) -> None:
         self.digests = digests
+        self.bounces = bounces  # polls [bounces] mailbox every [bounces] poll_seconds
         self.clock = clock
         self.sync_seconds = sync_seconds
         self.scheduler = AsyncIOScheduler(
@@ -51,6 +61,14 @@ class DigestScheduler:
             IntervalTrigger(seconds=self.sync_seconds, timezone="UTC"),
             id=SYNC_JOB,
         )
+        if self.bounces is not None:
+            wanted = self.bounces.settings.bounces
+            if wanted.mailbox and wanted.poll_seconds:
+                self.scheduler.add_job(
+                    self.poll_bounces,
+                    IntervalTrigger(seconds=wanted.poll_seconds, timezone="UTC"),
+                    id=BOUNCES_JOB,
+                )
 
     async def stop(self) -> None:
         if self.scheduler.running:
@@ -90,6 +108,17 @@ class DigestScheduler:
             await self.fire()
         except Exception:  # keep scheduling: a database hiccup must not stop digests
             log.exception("digest scheduling failed")
+
+    async def poll_bounces(self) -> None:
+        """Read the bounce mailbox (blocking I/O: in a thread)."""
+        assert self.bounces is not None
+        # keep scheduling whatever happens: a mailbox down now may be up at the next poll
+        try:
+            await asyncio.to_thread(self.bounces.poll, self.clock())
+        except NewsletterError as exc:  # named and explained: no traceback needed
+            log.warning("the bounce mailbox was not read: %s", exc)
+        except Exception:
+            log.exception("polling the bounce mailbox failed")
 
     async def fire(self) -> list[int]:
         """Create the runs that are due and make sure every unfinished run has a sender."""

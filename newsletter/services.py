@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from newsletter.bounces import Bounces
 from newsletter.config import Settings
 from newsletter.digests.service import Digests
 from newsletter.feeds.cache import FeedCache
@@ -52,6 +53,7 @@ class Services:
     templates: Environment
     subscribers: Subscribers
     digests: Digests
+    bounces: Bounces
     feed_cache: FeedCache
     pinger: Pinger | None
 
@@ -88,6 +90,7 @@ def build(
         templates=templates,
         subscribers=Subscribers(engine, settings, mailer, templates, clock),
         digests=Digests(engine, settings, templates, mailer, mime, clock),
+        bounces=Bounces(engine, settings, clock),
         feed_cache=FeedCache(engine, settings),
         pinger=Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
     )

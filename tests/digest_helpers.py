@@ -42,7 +42,7 @@ def wired(
             **{"retry_base_seconds": 1, "max_attempts": 3, "lease_seconds": 5, **delivery}
         ),
     )
-    mailer = SmtpMailer("127.0.0.1", port, "none", pool_size=4, timeout=5)
+    mailer = SmtpMailer("127.0.0.1", port, "none", pool_size=4, timeout=5, rest_seconds=0.5)
     return services.build(cfg, engine, mailer, clock=clock)
 
 

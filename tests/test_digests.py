@@ -391,34 +391,36 @@ def test_smtp_down_then_back_loses_nobody_and_fails_nobody(
 def test_unsubscribing_during_a_run_stops_delivery_to_that_reader(
     svc: services.Services, settings: Settings, sink: SmtpSink, clock: Clock
 ) -> None:
-    for n in range(12):
-        reader(svc.engine, settings, f"r{n:02}@example.org")
+    # messages are built in chunks of [delivery] result_batch (50), each right after a look
+    # at its subscribers: the leaving reader is two chunks away when they leave
+    for n in range(120):
+        reader(svc.engine, settings, f"r{n:03}@example.org")
     run_id = firing_with_posts(svc, settings, clock)
     with Session(svc.engine) as session:
-        leaving = storage.subscriber_by_email(session, "r11@example.org")
+        leaving = storage.subscriber_by_email(session, "r119@example.org")
         assert leaving is not None and leaving.id is not None
         link = links.unsubscribe_url(svc.settings, leaving.id, leaving.link_key)
 
     def on_message(address: str) -> None:
-        if address == "r00@example.org":  # the first message is out: r11 leaves now
+        if address == "r000@example.org":  # the first message is out: r119 leaves now
             svc.subscribers.unsubscribe(link.rsplit("/", 1)[1])
 
     sink.on_message = on_message
     deliver(svc, run_id)
     received = {m["To"].addresses[0].addr_spec for m in sink.messages}
-    assert "r11@example.org" not in received and len(received) == 11
-    assert statuses(svc, run_id)["r11@example.org"] == DeliveryStatus.suppressed
+    assert "r119@example.org" not in received and len(received) == 119
+    assert statuses(svc, run_id)["r119@example.org"] == DeliveryStatus.suppressed
 
 
 def test_pause_resume_and_cancel(
     svc: services.Services, settings: Settings, sink: SmtpSink, clock: Clock
 ) -> None:
-    for n in range(10):
-        reader(svc.engine, settings, f"r{n}@example.org")
+    for n in range(150):
+        reader(svc.engine, settings, f"r{n:03}@example.org")
     run_id = firing_with_posts(svc, settings, clock)
 
     def on_message(address: str) -> None:
-        if address == "r0@example.org":
+        if address == "r000@example.org":
             svc.digests.pause_run(run_id)
 
     sink.on_message = on_message
@@ -426,12 +428,14 @@ def test_pause_resume_and_cancel(
     paused = svc.digests.run(run_id)
     assert paused.status == RunStatus.paused
     sent_while = len(sink.messages)
-    assert sent_while <= 4  # the messages already in flight when the pause came
+    # the pause is seen at the next chunk (result_batch = 50) or flush: what was already
+    # built and queued (one chunk, a queue as deep as the connections) still goes
+    assert sent_while < 50 + 2 * 4
     sink.on_message = None
     svc.digests.resume_run(run_id)
     deliver(svc, run_id)
-    assert svc.digests.run(run_id).counts == {"sent": 10}
-    assert len({m["Message-ID"] for m in sink.messages}) == 10
+    assert svc.digests.run(run_id).counts == {"sent": 150}
+    assert len({m["Message-ID"] for m in sink.messages}) == 150
 
     # a second run, cancelled before it is sent: nobody is mailed
     clock.set(JAKARTA_7AM + DAY + timedelta(seconds=1))
@@ -439,8 +443,8 @@ def test_pause_resume_and_cancel(
     [second] = svc.digests.tick()
     cancelled = svc.digests.cancel_run(second)
     deliver(svc, second)
-    assert cancelled.status == RunStatus.cancelled and cancelled.counts == {"skipped": 10}
-    assert len(sink.messages) == 10
+    assert cancelled.status == RunStatus.cancelled and cancelled.counts == {"skipped": 150}
+    assert len(sink.messages) == 150
 
 
 def test_message_ids_derive_from_run_and_subscriber(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from newsletter.digests import schedule
 from newsletter.digests.definitions import DigestInput
 from newsletter.digests.service import DigestView, RunView
 from newsletter.errors import InvalidInputError
+from newsletter.models import ACTIVE_RUNS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,11 +254,56 @@ def runs_list(slug: str | None, limit: int) -> None:
         click.echo("no runs")
 
 
+FOLLOW_SECONDS = 1.0  # between two lines of `runs show --follow`
+_sleep = time.sleep  # tests interrupt here, as Ctrl-C would
+_OUTCOMES = ("sent", "deferred", "failed", "skipped", "suppressed")
+_WAITING = ("queued", "deferred", "sending")
+
+
+def _follow(read: Callable[[], RunView], run: RunView) -> RunView:
+    """Print a line of progress every FOLLOW_SECONDS while the run composes or sends;
+    return the run as last read. Ctrl-C stops following and leaves the run alone."""
+    seen: deque[tuple[float, int]] = deque()  # (monotonic time, sent) over the last minute
+    try:
+        while True:
+            now = time.monotonic()
+            sent = run.counts.get("sent", 0)
+            seen.append((now, sent))
+            while now - seen[0][0] > 60:
+                seen.popleft()
+            first_at, first_sent = seen[0]
+            rate = (
+                f"{(sent - first_sent) * 60 / (now - first_at):.0f}/min" if now > first_at else "-"
+            )
+            click.echo(
+                f"{datetime.now():%H:%M:%S}  {run.status}  "
+                + "  ".join(f"{k} {run.counts.get(k, 0)}" for k in _OUTCOMES)
+                + f"  rate {rate}  waiting {sum(run.counts.get(k, 0) for k in _WAITING)}"
+            )
+            if run.status not in ACTIVE_RUNS:
+                return run
+            _sleep(FOLLOW_SECONDS)
+            run = read()
+    except KeyboardInterrupt:
+        click.echo(f"stopped following run {run.id}; the run itself goes on")
+        return read()
+
+
 @command(runs_group, "show")
 @click.argument("run_id", type=int)
-def runs_show(run_id: int) -> None:
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print progress every second while the run composes or sends, then the summary "
+    "(Ctrl-C stops following; the run goes on).",
+)
+def runs_show(run_id: int, follow: bool) -> None:
     """One run: its window, subject and counts."""
-    run = services().digests.run(run_id)
+    digests = services().digests
+    run = digests.run(run_id)
+    if follow:
+        run = _follow(lambda: digests.run(run_id), run)
     _show_run(run)
     click.echo(f"subject: {run.subject}")
     start = f"{run.window_start:%Y-%m-%d %H:%M}" if run.window_start else "-"

@@ -177,19 +177,24 @@ def _post(article: ArticleView, base_url: str, zone: ZoneInfo) -> dict[str, Any]
     }
 
 
+def greeting(name: str) -> str:
+    return f"Hello {name}," if name else "Hello,"
+
+
 def personalise(
     bodies: Bodies, name: str, email: str, unsubscribe_url: str, preferences_url: str
 ) -> tuple[str, str]:
-    """(text, html) for one recipient: the markers replaced by their parts."""
-    greeting = f"Hello {name}," if name else "Hello,"
+    """(text, html) for one recipient: the markers replaced by their parts (previews and
+    tests; a run fills the same parts into prebuilt bytes, `mail.prepared`)."""
+    greeting_line = greeting(name)
     text = (
-        bodies.text.replace(GREETING, greeting)
+        bodies.text.replace(GREETING, greeting_line)
         .replace(EMAIL, email)
         .replace(UNSUBSCRIBE, unsubscribe_url)
         .replace(PREFERENCES, preferences_url)
     )
     markup = (
-        bodies.html.replace(GREETING, html.escape(greeting))
+        bodies.html.replace(GREETING, html.escape(greeting_line))
         .replace(EMAIL, html.escape(email))
         .replace(UNSUBSCRIBE, html.escape(unsubscribe_url))
         .replace(PREFERENCES, html.escape(preferences_url))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
+from email.utils import format_datetime
 
 import sqlalchemy as sa
 from jinja2 import Environment
@@ -26,6 +27,7 @@ from newsletter.digests.schedule import Schedule
 from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.mail import Composer as MimeComposer
 from newsletter.mail import Letter, Mailer
+from newsletter.mail.prepared import Filled, Prepared
 from newsletter.models import (
     ACTIVE_RUNS,
     DEFAULT_SUBJECT,
@@ -447,9 +449,10 @@ class Digests:
             )
             session.commit()
 
-    def _builder(self, run_id: int) -> Build:
-        """How the sender makes each recipient's letter: the segment's bodies, rendered
-        once, with the recipient's parts filled in."""
+    def _builder(self, run_id: int) -> tuple[str, Build]:
+        """The run's digest slug, and how the sender makes each recipient's message: the
+        segment's message prebuilt once (rendered, inlined, encoded), with the
+        recipient's parts filled in."""
         with Session(self.engine) as session:
             run = storage.run_by_id(session, run_id)
             assert run is not None
@@ -464,31 +467,36 @@ class Digests:
                 self.issue_url(digest.slug, run_id),
             )
             composer = self._composers.setdefault(run_id, self._composer(digest))
+        prepared: dict[str, Prepared] = {}
+        settings = self.settings
 
-        def build(recipient: Recipient, message_id: str) -> Letter:
-            mine = [posts[int(i)] for i in recipient.segment.split(",") if i and int(i) in posts]
-            bodies = composer.bodies(issue, mine)
-            unsubscribe = links.unsubscribe_url(
-                self.settings, recipient.subscriber_id, recipient.link_key
-            )
-            preferences = links.preferences_url(
-                self.settings, recipient.subscriber_id, recipient.link_key
-            )
-            text, html = compose.personalise(
-                bodies, recipient.name, recipient.email, unsubscribe, preferences
-            )
-            return Letter(
-                to=recipient.email,
-                to_name=recipient.name,
-                subject=bodies.subject,
-                text=text,
-                html=html,
-                headers=links.unsubscribe_headers(self.settings, recipient.email, unsubscribe),
-                message_id=message_id,
-                inlined=True,
-            )
+        def segment(key: str) -> Prepared:
+            found = prepared.get(key)
+            if found is None:
+                mine = [posts[int(i)] for i in key.split(",") if i and int(i) in posts]
+                bodies = composer.bodies(issue, mine)
+                found = prepared[key] = self.mime.prepare(
+                    bodies.subject, bodies.text, bodies.html, compose.MARKERS
+                )
+            return found
 
-        return build
+        def build(recipient: Recipient, message_id: str) -> Filled:
+            sid, key = recipient.subscriber_id, recipient.link_key
+            unsubscribe = links.unsubscribe_url(settings, sid, key)
+            values = {
+                compose.GREETING: compose.greeting(recipient.name),
+                compose.EMAIL: recipient.email,
+                compose.UNSUBSCRIBE: unsubscribe,
+                compose.PREFERENCES: links.preferences_url(settings, sid, key),
+            }
+            headers = [
+                ("Date", format_datetime(self.clock())),
+                ("Message-ID", message_id),
+                *links.unsubscribe_headers(settings, recipient.email, unsubscribe).items(),
+            ]
+            return segment(recipient.segment).fill(recipient.email, recipient.name, headers, values)
+
+        return digest.slug, build
 
     def renders(self, run_id: int) -> int:
         """Bodies rendered for a run in this process (one per segment)."""
@@ -501,8 +509,8 @@ class Digests:
         """Compose the run if that is not finished, then send it until it is done, paused
         or cancelled."""
         await asyncio.to_thread(self.compose, run_id)
-        build = await asyncio.to_thread(self._builder, run_id)
-        return await self.sender.deliver(run_id, build, on_progress)
+        slug, build = await asyncio.to_thread(self._builder, run_id)
+        return await self.sender.deliver(run_id, build, on_progress, slug)
 
     def unfinished_runs(self) -> list[int]:
         """Runs a sender should take up (composing or sending): after a crash, these

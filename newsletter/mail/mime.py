@@ -1,13 +1,13 @@
 """Letters -> RFC 5322 messages for the configured site: From, List-Id, the HTML with its
-CSS inlined, quoted-printable bodies and a DKIM signature (pure but for the clock passed in)."""
+CSS inlined, quoted-printable bodies and a DKIM signature (pure but for the clock passed in).
+Every message, a confirmation as much as a digest, is built by `prepared.Prepared`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ import css_inline
 from newsletter.config import Settings
 from newsletter.mail.dkim import Signer
 from newsletter.mail.letters import Letter
+from newsletter.mail.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -45,30 +46,28 @@ class Composer:
         style sheets)."""
         return self._inliner.inline(html)
 
+    def static_headers(self, subject: str) -> list[tuple[str, str]]:
+        """The headers every recipient of a message gets alike."""
+        return [
+            ("From", formataddr((self.from_name, self.from_address))),
+            ("Subject", subject),
+            ("List-Id", self.list_id),
+        ]
+
+    def prepare(self, subject: str, text: str, html: str, markers: Sequence[str] = ()) -> Prepared:
+        """A message prebuilt for many recipients (`markers` are filled per recipient)."""
+        return Prepared(self.static_headers(subject), text, html, markers)
+
     def compose(self, letter: Letter, now: datetime) -> Envelope:
-        message = EmailMessage()
         message_id = letter.message_id or make_msgid(domain=self.domain)
-        message["From"] = formataddr((self.from_name, self.from_address))
-        message["To"] = (
-            str(Address(display_name=letter.to_name, addr_spec=letter.to))
-            if letter.to_name
-            else letter.to
-        )
-        message["Subject"] = letter.subject
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = message_id
-        message["List-Id"] = self.list_id
-        for name, value in letter.headers.items():
-            message[name] = value
-        message.set_content(letter.text, cte="quoted-printable")
         html = letter.html if letter.inlined else self.inline(letter.html)
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
-        # No folding below SMTP's 998-octet limit: folding a long URL header turns it into
-        # RFC 2047 encoded words, which mail clients do not read as a List-Unsubscribe URL.
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n", max_line_length=998))
-        if self.signer:
-            data = self.signer.sign(data, {k.lower() for k in message}) + data
-        return Envelope(self.from_address, letter.to, data, message_id)
+        filled = self.prepare(letter.subject, letter.text, html).fill(
+            letter.to,
+            letter.to_name,
+            [("Date", format_datetime(now)), ("Message-ID", message_id), *letter.headers.items()],
+            {},
+        )
+        return Envelope(self.from_address, letter.to, filled.data(self.signer), message_id)
 
 
 def _list_id_host(settings: Settings) -> str:

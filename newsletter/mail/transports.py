@@ -1,6 +1,6 @@
-"""The only module that speaks SMTP: one small `Mailer` interface with three transports,
-SMTP (a pool of aiosmtplib connections), a file outbox (.eml files; the default) and memory
-(tests).
+"""One small `Mailer` interface with three transports: SMTP (`relays.RelayMailer`: weighted
+relays, each a pool of pipelined connections; `SmtpMailer` is one relay), a file outbox
+(.eml files; the default) and memory (tests).
 
 A transport raises `PermanentFailure` for a 5xx answer about a recipient (the address must
 be suppressed), `MessageRefused` for a 5xx to the sender or the message, and
@@ -19,15 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-import aiosmtplib
-
-from newsletter.config import Settings
-from newsletter.errors import DeliveryError, MessageRefused, PermanentFailure, TemporaryFailure
+from newsletter.config import RelaySettings, Settings
 from newsletter.mail.mime import Envelope
+from newsletter.mail.relays import RelayMailer
 
 
 class Mailer(Protocol):
-    async def send(self, envelope: Envelope) -> None: ...
+    async def send(self, envelope: Envelope) -> str:
+        """Hand the message on; returns the name of what took it (a relay's name)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -38,8 +38,9 @@ class MemoryMailer:
     def __init__(self) -> None:
         self.sent: list[Envelope] = []
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope) -> str:
         self.sent.append(envelope)
+        return "memory"
 
     async def close(self) -> None:
         pass
@@ -51,8 +52,9 @@ class OutboxMailer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope) -> str:
         await asyncio.to_thread(self._write, envelope)
+        return "outbox"
 
     def _write(self, envelope: Envelope) -> None:
         # Messages carry live confirmation and unsubscribe links: the folder and every file
@@ -75,8 +77,8 @@ class OutboxMailer:
         pass
 
 
-class SmtpMailer:
-    """Sends through an SMTP server over a pool of up to `pool_size` open connections."""
+class SmtpMailer(RelayMailer):
+    """One SMTP server: a RelayMailer with a single relay (tests, simple set-ups)."""
 
     def __init__(
         self,
@@ -88,87 +90,27 @@ class SmtpMailer:
         pool_size: int = 4,
         timeout: float = 30,
         tls_context: ssl.SSLContext | None = None,
+        failures: int = 5,
+        rest_seconds: float = 60,
     ) -> None:
-        self.options = dict(
-            hostname=host,
+        relay = RelaySettings(
+            name="smtp",
+            host=host,
             port=port,
-            timeout=timeout,
-            use_tls=security == "tls",
-            start_tls=security == "starttls",
-            tls_context=tls_context,
+            security=security,
+            username=username,
+            password=password,
+            pool_size=pool_size,
+            timeout=int(timeout) or 1,
         )
-        self.login = (username, password) if username else None
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(pool_size)
-        self._open: set[aiosmtplib.SMTP] = set()
-
-    async def _connection(self) -> aiosmtplib.SMTP:
-        while not self._idle.empty():
-            smtp = self._idle.get_nowait()
-            if smtp.is_connected:
-                return smtp
-            self._open.discard(smtp)
-        smtp = aiosmtplib.SMTP(**self.options)  # type: ignore[arg-type]
-        await smtp.connect()
-        try:
-            if self.login:
-                await smtp.login(*self.login)
-        except BaseException:
-            smtp.close()
-            raise
-        self._open.add(smtp)
-        return smtp
-
-    async def send(self, envelope: Envelope) -> None:
-        async with self._slots:
-            try:
-                smtp = await self._connection()
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                raise TemporaryFailure(envelope.recipient, None, f"cannot connect: {exc}") from None
-            # Only a connection whose transaction ended with an answer goes back to the pool;
-            # one left mid-transaction (cancelled, dropped) would hand its replies to the next.
-            healthy = False
-            try:
-                await smtp.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
-                healthy = True
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                healthy = True
-                refused = exc.recipients[0]
-                kind: type[DeliveryError] = (
-                    PermanentFailure if 500 <= refused.code < 600 else TemporaryFailure
-                )
-                raise kind(envelope.recipient, refused.code, refused.message) from None
-            except aiosmtplib.SMTPResponseException as exc:
-                healthy = True
-                refusal: type[DeliveryError] = (
-                    MessageRefused if 500 <= exc.code < 600 else TemporaryFailure
-                )
-                raise refusal(envelope.recipient, exc.code, exc.message) from None
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                raise TemporaryFailure(envelope.recipient, None, str(exc)) from None
-            finally:
-                if healthy and smtp.is_connected:
-                    self._idle.put_nowait(smtp)
-                else:
-                    self._open.discard(smtp)
-                    smtp.close()
-
-    async def close(self) -> None:
-        for smtp in list(self._open):
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                smtp.close()
-        self._open.clear()
+        super().__init__([relay], failures, rest_seconds, tls_context=tls_context)
 
 
 def make_mailer(settings: Settings) -> Mailer:
     """The transport config.toml asks for."""
     if settings.mail.transport == "smtp":
-        s = settings.smtp
-        return SmtpMailer(
-            s.host, s.port, s.security, s.username, s.password, s.pool_size, s.timeout
-        )
+        d = settings.delivery
+        return RelayMailer(settings.relays, d.relay_failures, d.relay_rest_seconds)
     if settings.mail.transport == "memory":
         return MemoryMailer()
     return OutboxMailer(settings.outbox_path)

@@ -11,6 +11,7 @@ from newsletter.models.articles import (
     Tag,
     TagView,
 )
+from newsletter.models.delivery import Bounce, BounceKind, RelayUsage
 from newsletter.models.digests import (
     ACTIVE_RUNS,
     DEFAULT_DIGEST,
@@ -25,7 +26,6 @@ from newsletter.models.digests import (
     RunKind,
     RunStatus,
 )
-from newsletter.models.delivery import Bounce, BounceKind, RelayUsage
 from newsletter.models.feeds import FeedVersion
 from newsletter.models.subscribers import (
     SUPPRESSING,

@@ -15,6 +15,7 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     DigestRun,
+    RunStatus,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -311,4 +312,91 @@ def ledger(session: Session, run_id: int) -> list[Delivery]:
     """Every row of a run (for tests and `runs show --rows` on small runs)."""
     return list(
         session.exec(select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id)))
+    )
+
+
+def waiting_by_run_status(session: Session) -> dict[str, int]:
+    """Ledger rows still to be sent (queued, deferred, sending) over the runs in progress
+    (composing, sending, paused), by delivery status; a status with no row is left out.
+    Reads digest_run by status, then each run's rows through ix_delivery_claim."""
+    in_progress = sa.select(col(DigestRun.id)).where(
+        col(DigestRun.status).in_([RunStatus.composing, RunStatus.sending, RunStatus.paused])
+    )
+    return {
+        status: int(count)
+        for status, count in session.execute(
+            sa.select(col(Delivery.status), sa.func.count())
+            .where(
+                col(Delivery.run_id).in_(in_progress),
+                col(Delivery.status).in_(
+                    [DeliveryStatus.queued, DeliveryStatus.deferred, DeliveryStatus.sending]
+                ),
+            )
+            .group_by(col(Delivery.status))
+        )
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row, to be written with others in one batch."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = None
+    error: str | None = None  # None keeps the row's last error
+    message_id: str | None = None
+    relay: str | None = None
+
+
+def record_many(session: Session, worker: str, now: datetime, outcomes: Sequence[Outcome]) -> None:
+    """Write a batch of outcomes in one executemany (rows `worker` no longer holds, taken
+    over after its lease ran out, are left to their new holder)."""
+    if not outcomes:
+        return
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"), table.c.claimed_by == worker)
+        .values(
+            status=sa.bindparam("b_status"),
+            attempts=sa.bindparam("b_attempts"),
+            next_attempt_at=sa.bindparam("b_next", type_=table.c.next_attempt_at.type),
+            last_error=sa.func.coalesce(
+                sa.bindparam("b_error", type_=sa.String), table.c.last_error
+            ),
+            message_id=sa.func.coalesce(sa.bindparam("b_mid", type_=sa.String), table.c.message_id),
+            relay=sa.func.coalesce(sa.bindparam("b_relay", type_=sa.String), table.c.relay),
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    session.connection().execute(
+        statement,
+        [
+            {
+                "b_id": o.delivery_id,
+                "b_status": o.status.value,
+                "b_attempts": o.attempts,
+                "b_next": o.next_attempt_at,
+                "b_error": None if o.error is None else o.error[:2000],
+                "b_mid": o.message_id,
+                "b_relay": o.relay,
+            }
+            for o in outcomes
+        ],
+    )
+
+
+def expired_leases(session: Session, run_id: int, now: datetime) -> int:
+    """Rows of the run held by a worker whose lease ran out (about to be taken over)."""
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).where(
+                col(Delivery.run_id) == run_id,
+                col(Delivery.status) == DeliveryStatus.sending,
+                col(Delivery.lease_until) < now,
+            )
+        ).scalar_one()
     )

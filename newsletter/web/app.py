@@ -24,7 +24,7 @@ from newsletter.feeds.websub import Pinger
 from newsletter.mail import Mailer
 from newsletter.scheduler import DigestScheduler
 from newsletter.storage.retry import RETRY_AFTER, is_busy
-from newsletter.web import digests, pages, subscriptions
+from newsletter.web import digests, metrics, pages, subscriptions, webhooks
 from newsletter.web.feeds import FeedRoutes
 from newsletter.web.limits import RequestLimits, validation_failed
 from newsletter.web.templating import render
@@ -46,7 +46,12 @@ def create_app(
     services = composition.build(settings, engine, mailer)
     cache = services.feed_cache
     scheduler = (
-        DigestScheduler(services.digests, settings.digests.sync_seconds, services.digests.clock)
+        DigestScheduler(
+            services.digests,
+            settings.digests.sync_seconds,
+            services.digests.clock,
+            bounces=services.bounces,
+        )
         if run_scheduler
         else None
     )
@@ -109,6 +114,8 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(subscriptions.router)
     app.include_router(digests.router)
+    app.include_router(webhooks.router)  # POST /webhooks/{ses,mailgun,postmark,sendgrid}
+    app.include_router(metrics.router)  # GET /metrics, for [metrics] allow only
     return FeedRoutes(app, cache, settings.feeds.max_age)
 
 

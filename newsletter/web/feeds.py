@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from newsletter import metrics
 from newsletter.feeds.cache import FeedCache, Rendered
 
 FEED_PATH = re.compile(r"^/(?:(tags|authors)/([^/]+)/)?feed\.(rss|atom|json)$")
@@ -74,16 +75,19 @@ class FeedRoutes:
             await self.app(scope, receive, send)
             return
         prepared = self._by_path.get(scope["path"])
+        result = "hit"  # for newsletter_feed_requests_total: from memory, 304, or rendered
         if prepared is None or not self.cache.is_current(prepared.key, prepared.entry):
             match = FEED_PATH.match(scope["path"])
             if match is None:
                 await self.app(scope, receive, send)
                 return
-            found = await self._prepare(scope["path"], *match.groups())
+            found, rendered = await self._prepare(scope["path"], *match.groups())
             if found is None:
                 await _plain(send, 404, b"No such feed", [])
                 return
             prepared = found
+            if rendered:
+                result = "render"
         if scope["method"] not in ("GET", "HEAD"):
             await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
             return
@@ -100,6 +104,7 @@ class FeedRoutes:
         if (if_none_match is not None or if_modified_since is not None) and _not_modified(
             if_none_match, if_modified_since, entry
         ):
+            metrics.feed_request("not_modified")
             await send(
                 {"type": "http.response.start", "status": 304, "headers": prepared.not_modified}
             )
@@ -109,6 +114,7 @@ class FeedRoutes:
             headers, body = prepared.gzipped, entry.gzipped
         else:
             headers, body = prepared.plain, entry.body
+        metrics.feed_request(result)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send(
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
@@ -116,21 +122,23 @@ class FeedRoutes:
 
     async def _prepare(
         self, path: str, section: str | None, slug: str | None, fmt: str
-    ) -> _Prepared | None:
-        """Find (rendering if needed) the current entry of a feed; None if there is no feed."""
+    ) -> tuple[_Prepared | None, bool]:
+        """Find (rendering if needed) the current entry of a feed, and whether it was
+        rendered now; None if there is no feed."""
         cache = self.cache
         if cache.needs_refresh():  # a change made in this process: look before answering
             await run_in_threadpool(cache.refresh)
         ref = cache.ref(_KINDS[section], slug or "")
         if ref is None:
-            return None
+            return None, False
         entry = cache.cached(ref, fmt)
+        rendered = entry is None
         if entry is None:
             entry = await run_in_threadpool(cache.render, ref, fmt)
         spec = cache.spec(ref)
         prepared = _Prepared.build(ref.key, entry, spec.url(fmt), spec.hub, self.cache_control)
         self._by_path[path] = prepared
-        return prepared
+        return prepared, rendered
 
 
 def _not_modified(if_none_match: bytes | None, since: bytes | None, entry: Rendered) -> bool:
