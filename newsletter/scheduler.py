@@ -40,6 +40,7 @@ class DigestScheduler:
         sync_seconds: int,
         clock: Callable[[], datetime],
         bounces: Bounces | None = None,
+        send: bool = True,
     ) -> None:
         self.digests = digests
         self.bounces = bounces  # polls [bounces] mailbox every [bounces] poll_seconds
@@ -51,6 +52,7 @@ class DigestScheduler:
             timezone="UTC",
         )
         self.senders: dict[int, asyncio.Task[object]] = {}
+        self.send = send  # False: runs are created here and sent by `newsletter worker`
 
     async def start(self) -> None:
         """Start the jobs after a first sync (catch-up, resuming runs) done at once."""
@@ -123,6 +125,8 @@ class DigestScheduler:
     async def fire(self) -> list[int]:
         """Create the runs that are due and make sure every unfinished run has a sender."""
         created = await asyncio.to_thread(self.digests.tick, self.clock())
+        if not self.send:
+            return created
         for run_id in await asyncio.to_thread(self.digests.unfinished_runs):
             task = self.senders.get(run_id)
             if task is None or task.done():
@@ -140,3 +144,35 @@ class DigestScheduler:
         """Wait for the senders under way (tests, `newsletter scheduler --once`)."""
         while any(not t.done() for t in self.senders.values()):
             await asyncio.gather(*self.senders.values(), return_exceptions=True)
+
+
+async def work(digests: Digests, stop: asyncio.Event, exit_when_idle: bool = False) -> int:
+    """`newsletter worker`: send every unfinished run (composing or sending), one after
+    the other, until `stop` is set (or, with `exit_when_idle`, until none is left).
+    Any number of workers may run, on any number of machines, on PostgreSQL: they claim
+    disjoint rows, and a run is finished by whichever worker sees its last row final.
+    Returns the number of runs worked on."""
+    worked = 0
+    while not stop.is_set():
+        try:
+            runs = await asyncio.to_thread(digests.unfinished_runs)
+        except Exception:  # a database hiccup: try again in a moment
+            log.exception("could not look for runs to send")
+            runs = []
+        if not runs:
+            if exit_when_idle:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
+            continue
+        for run_id in runs:
+            if stop.is_set():
+                break
+            worked += 1
+            try:
+                await digests.deliver(run_id)
+            except Exception:
+                log.exception("sending run %s failed; it is taken up again", run_id)
+                await asyncio.sleep(1.0)
+    return worked

@@ -13,10 +13,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from newsletter.bounces import Bounces
 from newsletter.config import Settings
+from newsletter.delivery.throttle import SharedThrottle
 from newsletter.digests.service import Digests
 from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.websub import Pinger
-from newsletter.mail import Composer, Mailer, make_mailer
+from newsletter.mail import Composer, Mailer, RelayMailer, make_mailer
 from newsletter.models import utcnow
 from newsletter.resources import templates_dir
 from newsletter.storage.database import create_engine, open_database
@@ -82,6 +83,10 @@ def build(
             else create_engine(settings.database_url)
         )
     mailer = mailer or make_mailer(settings)
+    if isinstance(mailer, RelayMailer) and mailer.throttle is None:
+        throttle = SharedThrottle(engine, settings.relays, clock)
+        if throttle.active:
+            mailer.throttle = throttle
     templates = template_environment(settings)
     return Services(
         settings=settings,

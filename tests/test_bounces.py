@@ -57,6 +57,7 @@ from newsletter.scheduler import BOUNCES_JOB, DigestScheduler
 from newsletter.web import create_app
 from tests.conftest import SmtpSink
 from tests.digest_helpers import T0, Clock, post, reader, wired
+from tests.helpers import free_port
 from tests.imap_server import ImapServer
 from tests.pop3_server import Pop3Server
 
@@ -615,10 +616,7 @@ def test_a_wrong_password_or_a_dead_server_is_named_without_the_password(
     with pytest.raises(ConfigError, match="cannot open folder 'Archive'"):
         Bounces(engine, with_bounces(settings, mailbox=missing)).poll()
     assert len(imap.inbox()) == 1
-    # nothing listens on imap.port + 0 after a server is gone: take a free port instead
-    from tests.helpers import free_port
-
-    dead = mailbox_url("imaps", free_port())
+    dead = mailbox_url("imaps", free_port())  # nothing listens there
     with pytest.raises(MailboxError, match=r"cannot reach 127\.0\.0\.1") as down:
         Bounces(engine, with_bounces(settings, mailbox=dead)).poll()
     assert PASSWORD not in str(down.value) and quote(PASSWORD, safe="") not in str(down.value)
@@ -635,8 +633,6 @@ def test_a_wrong_password_or_a_dead_server_is_named_without_the_password(
 def test_the_scheduler_polls_the_mailbox_and_survives_its_failures(
     settings: Settings, engine: sa.Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.helpers import free_port
-
     cfg = with_bounces(settings, mailbox=mailbox_url("imap", free_port()), poll_seconds=60)
     built = services.build(cfg, engine)
 
@@ -1037,3 +1033,67 @@ def test_a_sendgrid_key_that_is_no_public_key_stops_the_start(
     cfg = with_bounces(settings, sendgrid_public_key=base64.b64encode(b"not a key").decode())
     with pytest.raises(ConfigError, match="sendgrid_public_key"):
         create_app(cfg, engine)
+
+
+def test_hostile_webhook_bodies_are_refused_or_ignored_never_a_failure(
+    providers: Providers,
+) -> None:
+    p = providers
+    odd: list[object] = [None, 5, "x", [], {}, [{}], {"a": [1]}, "\u2028", 10**30]
+    ses_messages = [
+        {"notificationType": "Bounce", "bounce": value, "mail": value} for value in odd
+    ] + [
+        {
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": odd},
+        },
+        {"notificationType": "Complaint", "complaint": {"complainedRecipients": [odd]}},
+    ]
+    for message in ses_messages:
+        answer = p.client.post("/webhooks/ses", json=sns(p, message))
+        assert answer.status_code == 200, (message, answer.text)
+    for value in odd:
+        event = {
+            "event": "failed",
+            "severity": "permanent",
+            "recipient": value,
+            "delivery-status": value,
+            "envelope": value,
+            "message": value,
+            "id": value,
+        }
+        answer = p.client.post("/webhooks/mailgun", json=mailgun(event))
+        assert answer.status_code == 200, (value, answer.text)
+        forged = mailgun(event)
+        forged["signature"]["signature"] = "\u00e9" * 64
+        forged["signature"]["timestamp"] = "9" * 400
+        assert p.client.post("/webhooks/mailgun", json=forged).status_code == 403
+        bounce = {
+            "RecordType": "Bounce",
+            "Type": "HardBounce",
+            "ID": 1,
+            "Email": value,
+            "Details": value,
+        }
+        answer = p.client.post("/webhooks/postmark", json=bounce, headers=postmark_auth())
+        assert answer.status_code == 200, (value, answer.text)
+        body, headers = sendgrid(
+            p,
+            [
+                {
+                    "event": "bounce",
+                    "email": value,
+                    "status": value,
+                    "sg_event_id": value,
+                    "smtp-id": value,
+                }
+            ],
+        )
+        answer = p.client.post("/webhooks/sendgrid", content=body, headers=headers)
+        assert answer.status_code == 200, (value, answer.text)
+    for raw in (b"", b"\xff\xfe", b"[" * 100_000, b'{"a": '):
+        for provider in ("ses", "mailgun", "postmark"):
+            headers = postmark_auth() if provider == "postmark" else {}
+            answer = p.client.post(f"/webhooks/{provider}", content=raw, headers=headers)
+            assert answer.status_code in (400, 401), (provider, raw[:10], answer.status_code)
+    assert suppressed(p.svc.engine, *p.sent) == {}

@@ -168,10 +168,9 @@ def _reports(message: Message, raw: bytes, secret: bytes) -> list[Report]:
         for name in ("To", "Delivered-To", "X-Original-To")
         for address in _addresses(message.get_all(name, []))
     ]
-    if original is not None:
-        candidates += _addresses(original.get_all("Return-Path", []))
     message_id = None
     if original is not None:
+        candidates += _addresses(original.get_all("Return-Path", []))
         message_id = clean(original.get("Message-ID", ""), EXTERNAL_ID_LENGTH) or None
     if status_part is not None:
         found = _delivery_status(status_part)

@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -81,6 +82,8 @@ class FetchError(NewsletterError):
 
 def fetch_https(url: str) -> bytes:
     """The body of an https GET of `url`: no redirects, bounded in time and size."""
+    if not url.startswith("https://"):
+        raise FetchError(f"{url}: not an https URL")
     try:
         with (
             httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client,
@@ -112,6 +115,7 @@ class Webhooks:
         # Mailgun signs a token, not the body: a token seen within the replay window is a
         # request captured and sent again (held per process)
         self._mailgun_tokens: dict[str, float] = {}
+        self._lock = threading.Lock()  # requests are checked in several threads at once
 
     def reports(
         self, provider: str, body: bytes, headers: Mapping[str, str], now: datetime
@@ -287,12 +291,12 @@ class Webhooks:
         expected = hmac.new(
             key.encode(), (signature["timestamp"] + signature["token"]).encode(), hashlib.sha256
         ).hexdigest()
-        if not hmac.compare_digest(expected, signature["signature"].lower()):
+        given = signature["signature"].lower().encode()
+        if not hmac.compare_digest(expected.encode(), given):
             raise WebhookRefused("mailgun", "forged", "the signature does not verify")
-        try:
-            signed_at = int(signature["timestamp"])
-        except ValueError:
-            raise WebhookRefused("mailgun", "forged", "the timestamp is not a number") from None
+        if not re.fullmatch(r"[0-9]{1,12}", signature["timestamp"]):
+            raise WebhookRefused("mailgun", "forged", "the timestamp is not a number")
+        signed_at = int(signature["timestamp"])
         if abs(now.timestamp() - signed_at) > MAILGUN_MAX_AGE:
             raise WebhookRefused(
                 "mailgun", "forged", "the timestamp is more than 5 minutes away (a replay?)"
@@ -333,15 +337,16 @@ class Webhooks:
         ]
 
     def _remember_token(self, token: str, now: float) -> None:
-        tokens = self._mailgun_tokens
-        if token in tokens:
-            raise WebhookRefused("mailgun", "forged", "the token was used before (a replay)")
-        if len(tokens) >= MAILGUN_TOKENS_KEPT:
-            for old in [t for t, seen in tokens.items() if now - seen > 2 * MAILGUN_MAX_AGE]:
-                del tokens[old]
+        with self._lock:
+            tokens = self._mailgun_tokens
+            if token in tokens:
+                raise WebhookRefused("mailgun", "forged", "the token was used before (a replay)")
             if len(tokens) >= MAILGUN_TOKENS_KEPT:
-                tokens.clear()  # a flood of valid requests: the timestamp check remains
-        tokens[token] = now
+                for old in [t for t, seen in tokens.items() if now - seen > 2 * MAILGUN_MAX_AGE]:
+                    del tokens[old]
+                if len(tokens) >= MAILGUN_TOKENS_KEPT:
+                    tokens.clear()  # a flood of valid requests: the timestamp check remains
+            tokens[token] = now
 
     # ------------------------------------------------------------------ Postmark
 
@@ -467,10 +472,10 @@ def _sendgrid_key(text: str) -> ec.EllipticCurvePublicKey | None:
         key = serialization.load_der_public_key(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError, UnsupportedAlgorithm):
         key = None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ConfigError(
             "[bounces] sendgrid_public_key = (hidden) is not allowed: expected the "
-            "verification key SendGrid shows (base64 of an ECDSA public key in DER)"
+            "verification key SendGrid shows (base64 of a P-256 ECDSA public key in DER)"
         )
     return key
 

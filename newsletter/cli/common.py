@@ -3,9 +3,10 @@ turning NewsletterError into a message on stderr and an exit code."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -94,3 +95,20 @@ def now() -> datetime:
 def main(ctx: click.Context) -> None:
     """Feeds and email digests for a news publication."""
     ctx.ensure_object(dict)
+
+
+T = TypeVar("T")
+
+
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on uvloop when it is installed (a faster event loop: SMTP and HTTP
+    work is mostly loop overhead), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def is_sqlite(cfg: config.Settings) -> bool:
+    return sa.make_url(cfg.database_url).get_backend_name() == "sqlite"

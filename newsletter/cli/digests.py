@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from newsletter.cli.common import EXIT_FAILED, command, main, services
+from newsletter.cli.common import EXIT_FAILED, command, main, run_loop, services
 from newsletter.delivery.sender import Progress
 from newsletter.digests import schedule
 from newsletter.digests.definitions import DigestInput
@@ -192,13 +192,25 @@ def digests_test(slug: str, to: str) -> None:
 
 @command(digests_group, "send")
 @click.argument("slug")
-def digests_send(slug: str) -> None:
+@click.option(
+    "--background",
+    is_flag=True,
+    help="Create the run and its ledger, then leave the sending to `newsletter worker` "
+    "(or serve's sender) instead of sending in the foreground.",
+)
+def digests_send(slug: str, background: bool) -> None:
     """Send an issue now, in the foreground (exit 1 if any recipient failed)."""
     built = services()
+    started = time.perf_counter()
     run = built.digests.send_now(slug)
+    took = time.perf_counter() - started
     click.echo(f"run {run.id}: {run.status}, {run.posts} posts, {run.recipients} recipients")
+    click.echo(f"ledger: {run.recipients} rows in {took:.2f} s")
     if run.status == "skipped":
         click.echo(f"skipped: {run.reason}")
+        return
+    if background:
+        click.echo(f"run {run.id} is left to the workers: follow it with `runs show {run.id} -f`")
         return
     progress = _deliver(run.id, run.recipients)
     final = built.digests.run(run.id)
@@ -217,7 +229,7 @@ def _deliver(run_id: int, total: int) -> Progress:
             await built.aclose()
 
     if not sys.stdout.isatty():
-        return asyncio.run(run(None))
+        return run_loop(run(None))
     with click.progressbar(length=total, label=f"run {run_id}", show_pos=True) as bar:
         done = [0]
 
@@ -226,7 +238,7 @@ def _deliver(run_id: int, total: int) -> Progress:
             bar.update(count - done[0])
             done[0] = count
 
-        return asyncio.run(run(update))
+        return run_loop(run(update))
 
 
 def _show_run(run: RunView) -> None:

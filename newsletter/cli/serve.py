@@ -4,12 +4,23 @@ scheduler alone) and `newsletter demo`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import click
 
 from newsletter import demo
-from newsletter.cli.common import command, engine, main, now, services, settings
+from newsletter.cli.common import (
+    command,
+    engine,
+    is_sqlite,
+    main,
+    now,
+    run_loop,
+    services,
+    settings,
+)
+from newsletter.scheduler import work
 from newsletter.web.limits import HEAD_TIMEOUT, MAX_HEAD_BYTES, server_protocol
 
 
@@ -29,6 +40,12 @@ def demo_command() -> None:
     default=True,
     show_default=True,
     help="Run the digest scheduler and sender in this process.",
+)
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Send digest runs in this process (with --no-worker, `newsletter worker` does).",
 )
 @click.option(
     "--limit-concurrency",
@@ -68,6 +85,7 @@ def serve(
     host: str,
     port: int,
     scheduler: bool,
+    worker: bool,
     limit_concurrency: int,
     backlog: int,
     timeout_keep_alive: int,
@@ -79,7 +97,7 @@ def serve(
 
     from newsletter.web import create_app
 
-    app = create_app(settings(), run_scheduler=scheduler)
+    app = create_app(settings(), run_scheduler=scheduler, run_worker=worker)
     click.echo(f"serving on http://{host}:{port}", err=True)
     # no access log and no Server header: both cost time on every feed request
     uvicorn.run(
@@ -100,7 +118,13 @@ def serve(
 
 
 @command(main, "scheduler")
-def scheduler_command() -> None:
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Send digest runs in this process (with --no-worker, `newsletter worker` does).",
+)
+def scheduler_command(worker: bool) -> None:
     """Run the digest scheduler and sender alone (no HTTP), until stopped."""
     from newsletter.scheduler import DigestScheduler
 
@@ -108,7 +132,13 @@ def scheduler_command() -> None:
     cfg = built.settings
 
     async def run() -> None:
-        scheduler = DigestScheduler(built.digests, cfg.digests.sync_seconds, built.digests.clock)
+        scheduler = DigestScheduler(
+            built.digests,
+            cfg.digests.sync_seconds,
+            built.digests.clock,
+            bounces=built.bounces,
+            send=worker,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,4 +153,40 @@ def scheduler_command() -> None:
             await scheduler.stop()
             await built.aclose()
 
-    asyncio.run(run())
+    run_loop(run())
+
+
+@command(main, "worker")
+@click.option(
+    "--exit-when-idle",
+    is_flag=True,
+    help="Stop when no run is left to send (batch jobs, benchmarks) instead of waiting.",
+)
+def worker_command(exit_when_idle: bool) -> None:
+    """Send digest runs alone: as many workers as you like, on any machines, share the
+    runs on PostgreSQL; on SQLite one sends at a time and the others wait."""
+    built = services()
+    cfg = built.settings
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(work(built.digests, stop, exit_when_idle))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                task.cancel()  # give claimed rows back now, not when their lease runs out
+            with contextlib.suppress(asyncio.CancelledError):
+                return await task
+            return 0
+        finally:
+            stopping.cancel()
+            await built.aclose()
+
+    where = "SQLite (one worker sends at a time)" if is_sqlite(cfg) else "PostgreSQL"
+    click.echo(f"worker {built.digests.sender.worker} on {where}", err=True)
+    worked = run_loop(run())
+    click.echo(f"worker stopped after {worked} runs", err=True)

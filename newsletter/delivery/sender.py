@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from newsletter import metrics, storage
 from newsletter.config import Settings
+from newsletter.delivery.exclusive import one_sender
 from newsletter.errors import DeliveryError
 from newsletter.mail import Composer, Envelope, Mailer, verp
 from newsletter.mail.policy import Decision, decide
@@ -110,8 +111,16 @@ class Sender:
 
         Stopped (SIGTERM, Ctrl-C: the task is cancelled), it records what it sent and
         gives its claimed rows back at once rather than when the lease runs out."""
-        run = _Run(self, run_id, build, on_progress, digest)
-        return await run.go()
+
+        def waiting() -> None:
+            log.warning(
+                "SQLite: one sender at a time; run %s waits until the sender working "
+                "on this database is done (use PostgreSQL for several workers)",
+                run_id,
+            )
+
+        async with one_sender(self.settings.database_url, waiting):
+            return await _Run(self, run_id, build, on_progress, digest).go()
 
     # ------------------------------------------------------------------ database side
 

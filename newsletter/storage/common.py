@@ -37,7 +37,16 @@ def claim_rows(
     key = col(table.id)  # type: ignore[attr-defined]
     pick = sa.select(key).where(due).order_by(key).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # Picked in a materialised CTE and joined: as `id IN (subquery)` PostgreSQL may
+        # run the locking subquery once per row it looks at, which turns a claim over a
+        # large ledger quadratic (seconds per batch at 20,000 rows).
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        return session.execute(
+            sa.update(table)
+            .where(key == picked.c.id, due)
+            .values(**values)
+            .returning(key, *returning)
+        ).all()
     return session.execute(
         sa.update(table)
         .where(key.in_(pick.scalar_subquery()), due)

@@ -39,10 +39,12 @@ def create_app(
     engine: sa.Engine | None = None,
     mailer: Mailer | None = None,
     run_scheduler: bool = False,
+    run_worker: bool = True,
 ) -> ASGIApp:
     """The whole HTTP service. Opens (and migrates) the database unless `engine` is given;
     sends mail with the configured transport unless `mailer` is given; runs the digest
-    scheduler and sender in the same process with `run_scheduler` (`newsletter serve`)."""
+    scheduler in the same process with `run_scheduler` (`newsletter serve`), and with it a
+    sender unless `run_worker` is False (runs are then left to `newsletter worker`)."""
     services = composition.build(settings, engine, mailer)
     cache = services.feed_cache
     scheduler = (
@@ -51,6 +53,7 @@ def create_app(
             settings.digests.sync_seconds,
             services.digests.clock,
             bounces=services.bounces,
+            send=run_worker,
         )
         if run_scheduler
         else None
