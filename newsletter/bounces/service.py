@@ -46,6 +46,10 @@ POLL_LIMIT = 500  # messages read in one poll; the rest wait for the next
 OpenMailbox = Callable[[str], contextlib.AbstractContextManager[mailbox.Mailbox]]
 
 
+# Reports that come authenticated by the provider (a signature or credentials)
+SIGNED_SOURCES = frozenset({"ses", "mailgun", "postmark", "sendgrid"})
+
+
 @dataclass
 class Outcome:
     """What recording some reports did."""
@@ -156,6 +160,11 @@ class Bounces:
                 delivery_id = storage.delivery_by_message(session, *pair, report.message_id)
                 if delivery_id is not None:
                     found = storage.delivery_subscriber(session, delivery_id)
+            if found is None and source not in SIGNED_SOURCES and self.settings.bounces.verp:
+                # anyone can mail the bounce address a report naming any subscriber; with
+                # VERP on, a real bounce of ours names its delivery, so a report that
+                # names none is not trusted to suppress anyone (signed webhooks are)
+                return None
             if found is None:
                 delivery_id = None  # named a row deleted since, or none: go by the address
                 try:
