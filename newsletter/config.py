@@ -183,6 +183,7 @@ class MailSettings:
     dkim_key_file: str = ""
     dkim_ed25519_key_file: str = ""
     dkim_selector: str = field(default="newsletter", metadata={"check": _dns_name})
+    dkim_ed25519_selector: str = field(default="", metadata={"check": _optional_dns_name})
     dkim_domain: str = field(default="", metadata={"check": _optional_dns_name})
     postal_address: str = field(default="", metadata={"multiline": True})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import re
 import time
@@ -75,6 +76,7 @@ def body_hash(canonical_pieces: Iterable[bytes]) -> bytes:
 class Key:
     algorithm: str  # "rsa-sha256" or "ed25519-sha256"
     private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    selector: str = ""  # where its public key is published (one key per DNS record)
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.private, rsa.RSAPrivateKey):
@@ -95,11 +97,12 @@ class Signer:
         without a key. Keys are loaded and tried here, at start: ConfigError naming the
         setting when one cannot be read or used (rather than every message failing)."""
         mail = settings.mail
+        ed_selector = mail.dkim_ed25519_selector or f"{mail.dkim_selector}-ed25519"
         keys = [
-            _load(settings, name, path)
-            for name, path in (
-                ("dkim_key_file", mail.dkim_key_file),
-                ("dkim_ed25519_key_file", mail.dkim_ed25519_key_file),
+            dataclasses.replace(_load(settings, name, path), selector=selector)
+            for name, path, selector in (
+                ("dkim_key_file", mail.dkim_key_file, mail.dkim_selector),
+                ("dkim_ed25519_key_file", mail.dkim_ed25519_key_file, ed_selector),
             )
             if path
         ]
@@ -122,7 +125,7 @@ class Signer:
         for key in self.keys:
             value = (
                 f" v=1; a={key.algorithm}; c=relaxed/relaxed; d={self.domain};\r\n"
-                f" s={self.selector}; t={int(time.time())};\r\n"
+                f" s={key.selector or self.selector}; t={int(time.time())};\r\n"
                 f" h={':'.join(names)};\r\n bh={canonical_body_hash.decode()};\r\n b="
             )
             data = signed + canonical_header("DKIM-Signature", value)[:-2]

@@ -123,8 +123,26 @@ def _split(body: str, markers: Sequence[str], escape: bool) -> list[bytes | Slot
 
 
 def _folded(name: str, value: str) -> Field:
+    if name.lower() == "subject" and (not value.isascii() or "=?" in value):
+        # written as encoded words here: the policy would read "=?...?=" spelled out in a
+        # title as an encoded word and decode it
+        return name, " " + "\r\n ".join(_encoded_words(value))
     folded = _POLICY.fold(name, value)  # "Name: value\r\n", encoded and folded
     return name, folded[len(name) + 1 : -2]
+
+
+def _encoded_words(text: str) -> list[str]:
+    """RFC 2047 encoded words (UTF-8, base64) for `text`, never splitting a character."""
+    words = []
+    chunk = b""
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 42:  # 42 bytes -> 56 base64 characters a word
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words]
 
 
 def address_header(name: str, address: str) -> str:
@@ -135,14 +153,4 @@ def address_header(name: str, address: str) -> str:
     if _PLAIN_NAME.fullmatch(name) and len(name) < 60:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{address}>'
-    words = []
-    chunk = b""
-    for char in name:
-        encoded = char.encode("utf-8")
-        if len(chunk) + len(encoded) > 42:  # 42 bytes -> 56 base64 characters a word
-            words.append(chunk)
-            chunk = b""
-        chunk += encoded
-    words.append(chunk)
-    encoded_words = [f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words]
-    return "\r\n ".join(encoded_words) + f"\r\n <{address}>"
+    return "\r\n ".join(_encoded_words(name)) + f"\r\n <{address}>"
