@@ -245,6 +245,7 @@ class _Run:
         self.return_path = sender.settings.return_path
         self.verp = bounces.verp
         self.hold_until = 0.0  # loop time before which no message is queued
+        self.closing = False
 
     async def go(self) -> Progress:
         loop = asyncio.get_running_loop()
@@ -257,9 +258,12 @@ class _Run:
                 await _put_anyway(self.queue, None)
             # a cancel (SIGTERM) cancels the feed; let messages in flight end, then record
             done = await asyncio.gather(*workers, return_exceptions=True)
-            recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recorder
+            # the recorder ends after one more flush; cancelling it could drop a batch
+            # taken off `results` but not yet written
+            self.closing = True
+            self.flushed.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(recorder)
             await asyncio.shield(self._flush())
             await asyncio.shield(asyncio.to_thread(self.s._release, self.run_id))
             for outcome in done:
@@ -379,6 +383,8 @@ class _Run:
                     await self.flushed.wait()
             self.flushed.clear()
             await self._flush()
+            if self.closing:
+                return
             if loop.time() - renewed >= self.renew_every:
                 await asyncio.to_thread(self.s._renew, self.run_id)
                 renewed = loop.time()
