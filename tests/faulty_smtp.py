@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import cast
 
 Fault = Callable[[str, int], bool]  # (recipient, DATA tries so far, this one included)
 MAX_LINE = 1 << 20
@@ -42,8 +41,7 @@ def _never(_recipient: str, _tries: int) -> bool:
 
 
 def parse(data: bytes, headers_only: bool = False) -> EmailMessage:
-    parser = BytesParser(policy=email.policy.default)
-    return cast(EmailMessage, parser.parsebytes(data, headersonly=headers_only))
+    return BytesParser(policy=email.policy.default).parsebytes(data, headersonly=headers_only)
 
 
 @dataclass(frozen=True)

@@ -141,11 +141,22 @@ class Sender:
 
     @retry_on_busy()
     def _refresh(self, run_id: int, chunk: list[Recipient]) -> tuple[str, list[Recipient]]:
-        """The run's state, and the chunk's subscribers' state now."""
+        """The run's state, and those of the chunk's rows this sender still holds (its
+        lease renewed) with their subscribers' state now: a row another sender took
+        over after a lease ran out is left to it."""
+        lease = self.clock() + timedelta(seconds=self.settings.delivery.lease_seconds)
         with Session(self.engine) as session:
             run = storage.run_by_id(session, run_id)
             status = run.status if run else RunStatus.cancelled
-            claimed = [(r.delivery_id, r.subscriber_id, r.segment, r.attempts) for r in chunk]
+            held = storage.renew(
+                session, run_id, self.worker, lease, [r.delivery_id for r in chunk]
+            )
+            session.commit()
+            claimed = [
+                (r.delivery_id, r.subscriber_id, r.segment, r.attempts)
+                for r in chunk
+                if r.delivery_id in held
+            ]
             return status, storage.recipients(session, run_id, claimed)
 
     @retry_on_busy()
@@ -239,7 +250,7 @@ class _Run:
         self.flush_lock = asyncio.Lock()
         delivery = sender.settings.delivery
         self.batch = delivery.result_batch
-        self.renew_every = max(delivery.lease_seconds / 3, 1.0)
+        self.renew_every = max(delivery.lease_seconds / 3, FLUSH_SECONDS)
         self.signer = sender.composer.signer
         bounces = sender.settings.bounces
         self.return_path = sender.settings.return_path

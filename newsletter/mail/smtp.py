@@ -82,6 +82,9 @@ class _Replies(asyncio.Protocol):
             waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
+                # replies of a pipelined transaction after the first failed one are
+                # never awaited: mark their error seen, or asyncio logs each at exit
+                waiter.exception()
         if self.transport is not None:
             self.transport.close()
 

@@ -228,17 +228,24 @@ def record(
     )
 
 
-def renew(session: Session, run_id: int, worker: str, lease_until: datetime) -> set[int]:
-    """Extend the lease on the rows of a run `worker` holds; returns their ids."""
+def renew(
+    session: Session,
+    run_id: int,
+    worker: str,
+    lease_until: datetime,
+    only: Sequence[int] | None = None,
+) -> set[int]:
+    """Extend the lease on the rows of a run `worker` holds (of `only` these ids, if
+    given); returns the ids it still holds."""
+    held = [
+        col(Delivery.run_id) == run_id,
+        col(Delivery.claimed_by) == worker,
+        col(Delivery.status) == DeliveryStatus.sending,
+    ]
+    if only is not None:
+        held.append(col(Delivery.id).in_(list(only)))
     rows = session.execute(
-        sa.update(Delivery)
-        .where(
-            col(Delivery.run_id) == run_id,
-            col(Delivery.claimed_by) == worker,
-            col(Delivery.status) == DeliveryStatus.sending,
-        )
-        .values(lease_until=lease_until)
-        .returning(col(Delivery.id))
+        sa.update(Delivery).where(*held).values(lease_until=lease_until).returning(col(Delivery.id))
     ).all()
     return {row[0] for row in rows}
 
