@@ -10,7 +10,10 @@ between prebuilt pieces without disturbing any line.
 
 from __future__ import annotations
 
+import re
+
 MAX_LINE = 76
+_PLAIN = re.compile(r"[!-<>-~ ]*\Z")  # printable ASCII and space, but "="
 _SAFE = frozenset(b for b in range(33, 127) if b != ord("=")) | {ord(" "), ord("\t")}
 _ESCAPES = [f"={b:02X}".encode() for b in range(256)]
 
@@ -27,9 +30,21 @@ def encode_piece(text: str) -> bytes:
     for n, line in enumerate(lines):
         if n == last and not line:
             break  # the text ended with a newline: its last line is already closed
-        out.append(_encode_line(line.encode("utf-8")))
+        out.append(_plain_line(line) or _encode_line(line.encode("utf-8")))
         out.append(b"\r\n" if n < last else b"=\r\n")
     return b"".join(out)
+
+
+def _plain_line(line: str) -> bytes | None:
+    """The common case, fast (per-recipient values: links, addresses, names): a line of
+    printable ASCII without "=" needs no escapes, only folding; None for any other."""
+    if not _PLAIN.match(line) or line.endswith(" "):
+        return None
+    width = MAX_LINE - 1
+    chunks = [line[i : i + width] for i in range(0, len(line), width)] or [""]
+    if any(c.startswith((".", "From ")) for c in chunks):
+        return None
+    return "=\r\n".join(chunks).encode("ascii")
 
 
 def _encode_line(raw: bytes) -> bytes:
