@@ -37,7 +37,9 @@ class Composer:
         self.from_address = mail.from_address
         self.from_name = mail.from_name or settings.site.title
         self.domain = mail.from_address.rpartition("@")[2]
-        self.list_id = f"{settings.site.title} <{_list_id_host(settings)}>"
+        # formataddr encodes a non-ASCII title as RFC 2047 words (List-Id is a phrase and
+        # an id in angle brackets, like an address)
+        self.list_id = formataddr((settings.site.title, _list_id_host(settings)))
         self.signer = Signer.from_settings(settings, self.domain)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 

@@ -87,7 +87,10 @@ class Prepared:
         slots' `values` (plain text; escaped where the slot is in HTML)."""
         fields = [self.fields[0], ("To", " " + address_header(to_name, to_address))]
         fields += self.fields[1:-2]
-        fields += [(name, " " + value) for name, value in headers]
+        for name, value in headers:
+            if "\r" in value or "\n" in value:  # it would start a header of its own
+                raise ValueError(f"a line break in the {name} header: {value[:80]!r}")
+            fields.append((name, " " + value))
         fields += self.fields[-2:]
         body: list[bytes] = []
         canonical: list[bytes] = []
@@ -151,6 +154,5 @@ def address_header(name: str, address: str) -> str:
     if not name:
         return address
     if _PLAIN_NAME.fullmatch(name) and len(name) < 60:
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}" <{address}>'
+        return f'"{name}" <{address}>'  # the pattern leaves out quotes and backslashes
     return "\r\n ".join(_encoded_words(name)) + f"\r\n <{address}>"

@@ -29,13 +29,20 @@ def claim_rows(
     values: Mapping[str, Any],
     limit: int,
     returning: Sequence[Any] = (),
+    ordered: bool = True,
 ) -> Sequence[sa.Row[Any]]:
-    """Set `values` on up to `limit` rows of `table` matching `due`, oldest id first, in one
+    """Set `values` on up to `limit` rows of `table` matching `due` (oldest id first when
+    `ordered`), in one
     statement, and return their id (and the `returning` columns). On PostgreSQL the rows
     are picked FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows; SQLite
     serialises writers, and `due` is checked again in the UPDATE for both."""
     key = col(table.id)  # type: ignore[attr-defined]
-    pick = sa.select(key).where(due).order_by(key).limit(limit)
+    pick = sa.select(key).where(due).limit(limit)
+    if ordered:
+        # oldest first; a ledger claim passes ordered=False: sorting a million due rows
+        # for every batch costs more than the order is worth (an index on the state
+        # gives them in near id order anyway)
+        pick = pick.order_by(key)
     if session.get_bind().dialect.name == "postgresql":
         # Picked in a materialised CTE and joined: as `id IN (subquery)` PostgreSQL may
         # run the locking subquery once per row it looks at, which turns a claim over a

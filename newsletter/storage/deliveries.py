@@ -102,44 +102,47 @@ def add_deliveries(session: Session, rows: Sequence[Mapping[str, object]]) -> No
         session.execute(sa.insert(Delivery), list(rows))
 
 
-def _claimable(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
+def _due(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         col(Delivery.run_id) == run_id,
-        sa.or_(
-            sa.and_(
-                col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]),
-                sa.or_(
-                    col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now
-                ),
-            ),
-            # a sender that held these died: its lease ran out
-            sa.and_(
-                col(Delivery.status) == DeliveryStatus.sending, col(Delivery.lease_until) < now
-            ),
-        ),
+        col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]),
+        sa.or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now),
+    )
+
+
+def _expired(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
+    """Rows of a sender that died: its lease ran out."""
+    return sa.and_(
+        col(Delivery.run_id) == run_id,
+        col(Delivery.status) == DeliveryStatus.sending,
+        col(Delivery.lease_until) < now,
     )
 
 
 def claim(
     session: Session, run_id: int, worker: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[Recipient]:
-    """Claim up to `limit` due rows of a run for `worker` until `lease_until`, in one
-    statement (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint
-    rows; SQLite serialises writers), and return them with their subscribers' state."""
-    claimed = claim_rows(
-        session,
-        Delivery,
-        _claimable(run_id, now),
-        {
-            "status": DeliveryStatus.sending.value,
-            "lease_until": lease_until,
-            "claimed_by": worker,
-            "updated_at": now,
-        },
-        limit,
-        (col(Delivery.subscriber_id), col(Delivery.segment), col(Delivery.attempts)),
-    )
-    return recipients(session, run_id, [tuple(row) for row in claimed])
+    """Claim up to `limit` due rows of a run for `worker` until `lease_until` (rows whose
+    lease ran out first, then queued and deferred ones), each kind in one statement
+    (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint rows; SQLite
+    serialises writers), and return them with their subscribers' state. Each kind is
+    picked through the (run, status, next attempt) index: an OR of both would make the
+    database sort every due row of the run for each batch."""
+    values = {
+        "status": DeliveryStatus.sending.value,
+        "lease_until": lease_until,
+        "claimed_by": worker,
+        "updated_at": now,
+    }
+    returning = (col(Delivery.subscriber_id), col(Delivery.segment), col(Delivery.attempts))
+    claimed: list[tuple[int, int, str, int]] = []
+    for due in (_expired(run_id, now), _due(run_id, now)):
+        if len(claimed) < limit:
+            rows = claim_rows(
+                session, Delivery, due, values, limit - len(claimed), returning, ordered=False
+            )
+            claimed += [tuple(row) for row in rows]
+    return recipients(session, run_id, claimed)
 
 
 def recipients(
