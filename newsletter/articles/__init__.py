@@ -9,7 +9,10 @@ validate.py and formats.py are pure (records and bytes in, ArticleInput out); so
 reads files and URLs; service.py holds the use cases, the only part that stores anything.
 """
 
-from newsletter.articles.formats import Source, read
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from newsletter.articles.service import (
     ImportReport,
     Listing,
@@ -28,7 +31,6 @@ from newsletter.articles.service import (
     tags_with_counts,
     unpublish,
 )
-from newsletter.articles.sources import open_source
 from newsletter.articles.validate import (
     ArticleInput,
     AuthorInput,
@@ -65,3 +67,21 @@ __all__ = [
     "unpublish",
     "validate",
 ]
+
+if TYPE_CHECKING:
+    from newsletter.articles.formats import Source, read
+    from newsletter.articles.sources import open_source
+
+
+def __getattr__(name: str) -> Any:
+    # formats (feed, Markdown and YAML readers) and sources (the HTTP client) load on
+    # first use: most processes store and list articles without ever reading a feed
+    if name in ("Source", "read"):
+        from newsletter.articles import formats
+
+        return getattr(formats, name)
+    if name == "open_source":
+        from newsletter.articles import sources
+
+        return sources.open_source
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,18 +7,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from newsletter import storage
-from newsletter.articles.formats import Source, read
-from newsletter.articles.sources import open_source
 from newsletter.articles.validate import ArticleInput, ImportContext, Parsed, stable_guid
 from newsletter.errors import NotFoundError, RecordError, SourceError
 from newsletter.feeds import invalidation
 from newsletter.models import Article, ArticleStatus, ArticleView
 from newsletter.text import derive_summary, slugify
+
+if TYPE_CHECKING:
+    from newsletter.articles.formats import Source
 
 BATCH = 100  # records per write transaction: short locks, bounded memory on big imports
 ATTEMPTS = 6  # tries of a batch that meets a busy database or a concurrent insert
@@ -220,6 +222,11 @@ def import_locations(
     URL may update only the articles it created itself (their source is its URL) unless
     `allow_takeover`; it may reach private, loopback and link-local addresses only with
     `allow_private` (newsletter.articles.sources)."""
+    # the readers of feeds, Markdown and YAML and the HTTP client load here, when an
+    # import runs, rather than in every process that stores an article (workers, web)
+    from newsletter.articles.formats import read
+    from newsletter.articles.sources import open_source
+
     for location in locations:
         try:
             sources = open_source(location, allow_private=allow_private)

@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -84,6 +83,8 @@ def fetch_https(url: str) -> bytes:
     """The body of an https GET of `url`: no redirects, bounded in time and size."""
     if not url.startswith("https://"):
         raise FetchError(f"{url}: not an https URL")
+    import httpx  # loaded when an SNS message comes, not in every process (a worker)
+
     try:
         with (
             httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client,

@@ -21,7 +21,7 @@ from newsletter.cli.common import (
     settings,
 )
 from newsletter.scheduler import work
-from newsletter.web.limits import HEAD_TIMEOUT, MAX_HEAD_BYTES, server_protocol
+from newsletter.web.bounds import HEAD_TIMEOUT, MAX_HEAD_BYTES
 
 
 @command(main, "demo")
@@ -96,6 +96,7 @@ def serve(
     import uvicorn
 
     from newsletter.web import create_app
+    from newsletter.web.limits import server_protocol
 
     app = create_app(settings(), run_scheduler=scheduler, run_worker=worker)
     click.echo(f"serving on http://{host}:{port}", err=True)

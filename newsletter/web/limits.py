@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.web.bounds import HEAD_TIMEOUT, MAX_HEAD_BYTES
+
 MAX_BODY_BYTES = 1024 * 1024  # forms and JSON; nothing here takes uploads
 MAX_HEADER_BYTES = 16 * 1024  # request target, header names and values
-MAX_HEAD_BYTES = 32 * 1024  # the raw request head as the server reads it (line, headers, CRLFs)
-HEAD_TIMEOUT = 10.0  # seconds to send a whole request head
 MAX_ERROR_TEXT = 200  # characters of any string an error answer repeats
 
 
