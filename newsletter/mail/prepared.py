@@ -38,7 +38,16 @@ class Filled:
 
     fields: list[Field]
     body: list[bytes]
-    canonical: list[bytes]
+    static: list[bytes | None]  # the canonical form of each static piece; None for a slot
+
+    @property
+    def canonical(self) -> list[bytes]:
+        """The body pieces in relaxed canonical form (only the slots are worked out here:
+        only signing needs them)."""
+        return [
+            canonical_lines(raw) if known is None else known
+            for raw, known in zip(self.body, self.static, strict=True)
+        ]
 
     def data(self, signer: Signer | None) -> bytes:
         """The message as it goes into DATA, signed when there is a signer (CPU-bound:
@@ -93,7 +102,7 @@ class Prepared:
             fields.append((name, " " + value))
         fields += self.fields[-2:]
         body: list[bytes] = []
-        canonical: list[bytes] = []
+        static: list[bytes | None] = []
         encoded: dict[Slot, bytes] = {}
         for piece in self.pieces:
             if isinstance(piece, Slot):
@@ -104,11 +113,11 @@ class Prepared:
                         html.escape(value) if piece.escape else value
                     )
                 body.append(raw)
-                canonical.append(canonical_lines(raw))
+                static.append(None)
             else:
                 body.append(piece[0])
-                canonical.append(piece[1])
-        return Filled(fields, body, canonical)
+                static.append(piece[1])
+        return Filled(fields, body, static)
 
 
 def _split(body: str, markers: Sequence[str], escape: bool) -> list[bytes | Slot]:
