@@ -242,19 +242,11 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
-class RelaySettings:
-    """One SMTP relay of several (`[[relay]]` tables); without any, [smtp] is the one."""
+class RelaySettings(SmtpSettings):
+    """One SMTP relay of several (`[[relay]]` tables: the [smtp] keys and these); without
+    any, [smtp] is the one."""
 
     name: str = field(default="smtp", metadata={"check": _not_blank})
-    host: str = "localhost"
-    port: int = field(default=587, metadata={"check": _between(1, 65535)})
-    security: str = field(
-        default="starttls", metadata={"check": _choice("starttls", "tls", "none")}
-    )
-    username: str = ""
-    password: str = field(default="", metadata={"secret": True})
-    pool_size: int = field(default=4, metadata={"check": _between(1, 100)})
-    timeout: int = field(default=30, metadata={"check": _between(1, 3600)})
     weight: int = field(default=1, metadata={"check": _between(1, 1000)})
     # 0: the [delivery] value
     max_per_second: int = field(default=0, metadata={"check": _between(0, 1_000_000)})
@@ -323,18 +315,7 @@ class Settings:
     def relays(self) -> tuple[RelaySettings, ...]:
         """The relays digests go through: the `[[relay]]` tables, else [smtp] alone; a
         relay's throttles default to [delivery]'s."""
-        found = self.relay or (
-            RelaySettings(
-                name="smtp",
-                host=self.smtp.host,
-                port=self.smtp.port,
-                security=self.smtp.security,
-                username=self.smtp.username,
-                password=self.smtp.password,
-                pool_size=self.smtp.pool_size,
-                timeout=self.smtp.timeout,
-            ),
-        )
+        found = self.relay or (RelaySettings(**dataclasses.asdict(self.smtp)),)
         return tuple(
             dataclasses.replace(
                 r,

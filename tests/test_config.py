@@ -121,3 +121,42 @@ def test_empty_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert loaded.secret == loaded.secret
     assert (tmp_path / ".secret_key").exists()
     assert config.load(tmp_path / "config.toml", {}).secret == loaded.secret
+
+
+def test_relays_default_to_smtp_and_take_delivery_throttles(tmp_path: Path) -> None:
+    text = '[smtp]\nhost = "mx.test"\npool_size = 6\n[delivery]\nmax_per_second = 14\n'
+    [relay] = config.load(write(tmp_path, text), environ={}).relays
+    assert (relay.name, relay.host, relay.pool_size, relay.weight) == ("smtp", "mx.test", 6, 1)
+    assert (relay.max_per_second, relay.max_per_hour) == (14, 0)
+
+
+def test_relay_tables_with_weights_and_their_own_rates(tmp_path: Path) -> None:
+    text = (
+        "[delivery]\nmax_per_hour = 50000\n"
+        '[[relay]]\nname = "ses"\nhost = "email-smtp.test"\nweight = 3\nmax_per_second = 14\n'
+        '[[relay]]\nname = "backup"\nhost = "backup.test"\nport = 25\nsecurity = "none"\n'
+    )
+    ses, backup = config.load(write(tmp_path, text), environ={}).relays
+    assert (ses.name, ses.weight, ses.max_per_second, ses.max_per_hour) == ("ses", 3, 14, 50000)
+    assert (backup.host, backup.port, backup.security, backup.weight) == (
+        "backup.test",
+        25,
+        "none",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[relay]]\nname = "a"\nhots = "x"\n', r"unknown key \[relay\] hots"),
+        ('[[relay]]\nname = "a"\nweight = 0\n', r"\[relay\] weight = 0 is not allowed"),
+        ('[[relay]]\nname = "a"\n[[relay]]\nname = "a"\n', r"\[\[relay\]\] names must differ"),
+        ('[relay]\nname = "a"\n', r"\[\[relay\]\] must be tables"),
+    ],
+)
+def test_bad_relay_tables_are_refused_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text), environ={})

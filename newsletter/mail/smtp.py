@@ -162,6 +162,9 @@ class Connection:
                 return await self._transaction(mail_from, recipient, data)
         except DeliveryError:
             raise
+        except asyncio.CancelledError:
+            self.transport.close()  # cut off mid-transaction: the session is out of step
+            raise
         except (TimeoutError, ConnectionError, OSError) as exc:
             self.transport.close()  # mid-transaction: its next reply would be out of step
             reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
