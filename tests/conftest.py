@@ -7,6 +7,7 @@ import email.policy
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from newsletter import services
 from newsletter.config import DatabaseSettings, Settings, SiteSettings
 from newsletter.storage import database
 from newsletter.web import create_app
+from tests.digest_helpers import T0, Clock, daily_digest, wired
 
 PG_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "")
 
@@ -125,3 +128,19 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
         yield sink, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Twelve hours before the default digest's 07:00 firing in Jakarta."""
+    return Clock(T0 - timedelta(hours=12))
+
+
+@pytest.fixture
+def svc(
+    settings: Settings, engine: sa.Engine, smtp_sink: tuple[SmtpSink, int], clock: Clock
+) -> services.Services:
+    """Services that send through the shared SMTP sink, with the daily digest defined."""
+    built = wired(settings, engine, smtp_sink[1], clock)
+    daily_digest(built)
+    return built

@@ -3,6 +3,7 @@ articles and subscribers made in a line."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,8 @@ import sqlalchemy as sa
 
 from newsletter import articles, services, subscribers
 from newsletter.config import DeliverySettings, Settings, SmtpSettings
+from newsletter.digests import schedule
+from newsletter.digests.definitions import DigestInput
 from newsletter.mail import SmtpMailer
 
 
@@ -94,4 +97,43 @@ def html_of(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
-T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 07:00 in Asia/Jakarta
+DAY = timedelta(days=1)
+
+
+def daily_digest(svc: services.Services, **fields: object) -> None:
+    """The default digest as the tests know it: daily at 07:00 in Jakarta."""
+    svc.digests.edit(
+        "digest",
+        DigestInput(
+            name="Morning Ledger",
+            cron=schedule.daily("07:00"),
+            timezone="Asia/Jakarta",
+            **fields,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def firing_with_posts(svc: services.Services, settings: Settings, clock: Clock) -> int:
+    """A post in the window and the run of the 07:00 firing, created by the scheduler's tick."""
+    post(svc.engine, settings, "tariffs", T0 - timedelta(hours=1), ["trade"])
+    clock.set(T0 + timedelta(seconds=1))
+    [run_id] = svc.digests.tick()
+    return run_id
+
+
+def deliver(svc: services.Services, run_id: int) -> None:
+    deliver_together(run_id, svc)
+
+
+def deliver_together(run_id: int, *senders: services.Services) -> None:
+    """Send the run with every one of `senders` at once (processes sharing a run)."""
+
+    async def run() -> None:
+        try:
+            await asyncio.gather(*(s.digests.deliver(run_id) for s in senders))
+        finally:
+            for s in senders:
+                await s.mailer.close()
+
+    asyncio.run(run())

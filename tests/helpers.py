@@ -58,14 +58,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(config_path: Path, env: Mapping[str, str], port: int | None = None) -> Iterator[str]:
-    """Run `newsletter serve` in a child process, as a user would; yield its base URL."""
+def serving(
+    config_path: Path, env: Mapping[str, str], port: int | None = None, *options: str
+) -> Iterator[str]:
+    """Run `newsletter serve` (with `options`) in a child process, as a user would; yield
+    its base URL."""
     port = port or free_port()
     log_path = config_path.parent / f"serve-{port}.log"
     cmd = [sys.executable, "-m", "newsletter", "--config", str(config_path), "serve"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [*cmd, "--port", str(port)], env={**os.environ, **env}, stdout=log, stderr=log
+            [*cmd, "--port", str(port), *options],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=log,
         )
     base = f"http://127.0.0.1:{port}"
     try:

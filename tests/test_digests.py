@@ -20,51 +20,28 @@ from newsletter.errors import InvalidInputError
 from newsletter.models import DeliveryStatus, RunStatus
 from newsletter.subscribers import links
 from tests.conftest import SmtpSink
-from tests.digest_helpers import Clock, html_of, mail_to, post, reader, text_of, wired
+from tests.digest_helpers import (
+    DAY,
+    T0,
+    Clock,
+    daily_digest,
+    deliver,
+    deliver_together,
+    firing_with_posts,
+    html_of,
+    mail_to,
+    post,
+    reader,
+    text_of,
+    wired,
+)
 
-DAY = timedelta(days=1)
-JAKARTA_7AM = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 07:00 in Asia/Jakarta
-
-
-def daily_digest(svc: services.Services, **fields: object) -> None:
-    svc.digests.edit(
-        "digest",
-        DigestInput(
-            name="Morning Ledger",
-            cron=schedule.daily("07:00"),
-            timezone="Asia/Jakarta",
-            **fields,  # type: ignore[arg-type]
-        ),
-    )
+JAKARTA_7AM = T0
 
 
 @pytest.fixture
 def sink(smtp_sink: tuple[SmtpSink, int]) -> SmtpSink:
     return smtp_sink[0]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(JAKARTA_7AM - timedelta(hours=12))
-
-
-@pytest.fixture
-def svc(
-    settings: Settings, engine: sa.Engine, smtp_sink: tuple[SmtpSink, int], clock: Clock
-) -> services.Services:
-    built = wired(settings, engine, smtp_sink[1], clock)
-    daily_digest(built)
-    return built
-
-
-def deliver(svc: services.Services, run_id: int) -> None:
-    async def run() -> None:
-        try:
-            await svc.digests.deliver(run_id)
-        finally:
-            await svc.mailer.close()
-
-    asyncio.run(run())
 
 
 def statuses(svc: services.Services, run_id: int) -> dict[str, str]:
@@ -292,13 +269,6 @@ def test_daylight_saving_neither_skips_nor_doubles_a_run(
 # ----------------------------------------------------------------------------- delivery
 
 
-def firing_with_posts(svc: services.Services, settings: Settings, clock: Clock) -> int:
-    post(svc.engine, settings, "tariffs", JAKARTA_7AM - timedelta(hours=1), ["trade"])
-    clock.set(JAKARTA_7AM + timedelta(seconds=1))
-    [run_id] = svc.digests.tick()
-    return run_id
-
-
 def test_smtp_answers_decide_each_row_by_enhanced_code(
     svc: services.Services, settings: Settings, sink: SmtpSink, clock: Clock
 ) -> None:
@@ -482,15 +452,7 @@ def test_two_senders_on_one_run_share_it_without_duplicates_even_past_the_lease(
         for n in range(30):
             reader(engine, settings, f"r{n:02}@example.org")
         run_id = firing_with_posts(first, settings, clock)
-
-        async def both() -> None:
-            try:
-                await asyncio.gather(first.digests.deliver(run_id), second.digests.deliver(run_id))
-            finally:
-                await first.mailer.close()
-                await second.mailer.close()
-
-        asyncio.run(both())
+        deliver_together(run_id, first, second)
     finally:
         controller.stop()
     received = sorted(m["To"].addresses[0].addr_spec for m in sink.messages)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,7 @@ from newsletter.config import MetricsSettings, Settings, load
 from newsletter.errors import ConfigError
 from newsletter.web import create_app
 from newsletter.web.metrics import allowed
-from tests.conftest import SmtpSink
-from tests.digest_helpers import Clock, reader, wired
-from tests.test_digests import JAKARTA_7AM, daily_digest, deliver, firing_with_posts
+from tests.digest_helpers import Clock, deliver, firing_with_posts, reader
 
 LOCAL = ("127.0.0.1", 40000)
 OUTSIDE = ("203.0.113.7", 40000)
@@ -53,20 +50,6 @@ def local(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
     """The web app as a client on loopback sees it (the default `[metrics] allow`)."""
     with TestClient(create_app(settings, engine), base_url=settings.base_url, client=LOCAL) as c:
         yield c
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(JAKARTA_7AM - timedelta(hours=12))
-
-
-@pytest.fixture
-def svc(
-    settings: Settings, engine: sa.Engine, smtp_sink: tuple[SmtpSink, int], clock: Clock
-) -> services.Services:
-    built = wired(settings, engine, smtp_sink[1], clock)
-    daily_digest(built)
-    return built
 
 
 @pytest.fixture

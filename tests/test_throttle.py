@@ -3,9 +3,7 @@ the relay's rate (reserved in the database), rather than each sending at the ful
 
 from __future__ import annotations
 
-import asyncio
 import time
-from datetime import timedelta
 
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
@@ -14,9 +12,15 @@ from sqlmodel import Session, select
 from newsletter.config import Settings
 from newsletter.models import RelayUsage
 from tests.conftest import SmtpSink
-from tests.digest_helpers import Clock, reader, wired
+from tests.digest_helpers import (
+    Clock,
+    daily_digest,
+    deliver_together,
+    firing_with_posts,
+    reader,
+    wired,
+)
 from tests.helpers import free_port
-from tests.test_digests import JAKARTA_7AM, daily_digest, firing_with_posts
 
 RATE = 10
 MESSAGES = 50
@@ -32,8 +36,9 @@ class TimedSink(SmtpSink):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_two_senders_share_the_relays_rate(settings: Settings, engine: sa.Engine) -> None:
-    clock = Clock(JAKARTA_7AM - timedelta(hours=12))
+def test_two_senders_share_the_relays_rate(
+    settings: Settings, engine: sa.Engine, clock: Clock
+) -> None:
     sink, port = TimedSink(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
@@ -44,15 +49,7 @@ def test_two_senders_share_the_relays_rate(settings: Settings, engine: sa.Engine
         for n in range(MESSAGES):
             reader(engine, settings, f"r{n:02}@example.org")
         run_id = firing_with_posts(first, settings, clock)
-
-        async def both() -> None:
-            try:
-                await asyncio.gather(first.digests.deliver(run_id), second.digests.deliver(run_id))
-            finally:
-                await first.mailer.close()
-                await second.mailer.close()
-
-        asyncio.run(both())
+        deliver_together(run_id, first, second)
     finally:
         controller.stop()
     assert first.digests.run(run_id).counts == {"sent": MESSAGES}

@@ -7,14 +7,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,7 +26,7 @@ from newsletter.errors import InvalidInputError
 from newsletter.subscribers import ratelimit
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web import create_app
-from tests.helpers import free_port, serving
+from tests.helpers import serving
 
 MiB = 1024 * 1024
 SMALL = 1000  # bytes: more than any refusal needs, far less than what was sent
@@ -213,36 +210,6 @@ def test_sign_ups_from_one_ipv6_64_share_the_per_client_limit(
 # ----------------------------------------------------------------------------- a real server
 
 
-@contextlib.contextmanager
-def serve_with(config_path: Path, env: Mapping[str, str], *options: str) -> Iterator[str]:
-    """`newsletter serve` with extra options in a child process; yields its base URL."""
-    port = free_port()
-    log_path = config_path.parent / f"serve-{port}.log"
-    cmd = [sys.executable, "-m", "newsletter", "--config", str(config_path), "serve"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port), "--no-scheduler", *options],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=log,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/healthz").raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError("server did not start:\n" + log_path.read_text()) from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def connect(base: str) -> socket.socket:
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
@@ -308,7 +275,7 @@ def test_newsletter_serve_closes_slow_and_idle_connections(
 ) -> None:
     config, env = site(tmp_path, database_url)
     options = ("--header-timeout", "1", "--limit-concurrency", "4")
-    with serve_with(config, env, *options) as base:
+    with serving(config, env, None, "--no-scheduler", *options) as base:
         started = time.monotonic()
         with connect(base) as idle, connect(base) as slow:
             slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")  # and never the end

@@ -23,6 +23,13 @@ from newsletter.cli.common import (
 from newsletter.scheduler import work
 from newsletter.web.bounds import HEAD_TIMEOUT, MAX_HEAD_BYTES
 
+worker_option = click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Send digest runs in this process (with --no-worker, `newsletter worker` does).",
+)
+
 
 @command(main, "demo")
 def demo_command() -> None:
@@ -41,12 +48,7 @@ def demo_command() -> None:
     show_default=True,
     help="Run the digest scheduler and sender in this process.",
 )
-@click.option(
-    "--worker/--no-worker",
-    default=True,
-    show_default=True,
-    help="Send digest runs in this process (with --no-worker, `newsletter worker` does).",
-)
+@worker_option
 @click.option(
     "--limit-concurrency",
     type=click.IntRange(1),
@@ -119,12 +121,7 @@ def serve(
 
 
 @command(main, "scheduler")
-@click.option(
-    "--worker/--no-worker",
-    default=True,
-    show_default=True,
-    help="Send digest runs in this process (with --no-worker, `newsletter worker` does).",
-)
+@worker_option
 def scheduler_command(worker: bool) -> None:
     """Run the digest scheduler and sender alone (no HTTP), until stopped."""
     from newsletter.scheduler import DigestScheduler

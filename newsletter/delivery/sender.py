@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -131,13 +132,13 @@ class Sender:
             run = storage.run_by_id(session, run_id)
             if run is None or run.status != RunStatus.sending:
                 return (run.status if run else RunStatus.cancelled), []
-            taken_over = storage.expired_leases(session, run_id, now)
-            if taken_over:
-                metrics.lease_expired(taken_over)
-                log.warning("run %s: taking over %s rows whose lease ran out", run_id, taken_over)
-            claimed = storage.claim(session, run_id, self.worker, now, lease, limit)
+            status = run.status
+            claimed, taken_over = storage.claim(session, run_id, self.worker, now, lease, limit)
             session.commit()
-            return run.status, claimed
+        if taken_over:
+            metrics.lease_expired(taken_over)
+            log.warning("run %s: taking over %s rows whose lease ran out", run_id, taken_over)
+        return status, claimed
 
     @retry_on_busy()
     def _refresh(self, run_id: int, chunk: list[Recipient]) -> tuple[str, list[Recipient]]:
@@ -405,11 +406,7 @@ class _Run:
             while self.results:
                 batch, self.results = self.results[: self.batch], self.results[self.batch :]
                 status = await asyncio.to_thread(self.s._record, self.run_id, batch)
-                counted: dict[str, int] = {}
-                for result in batch:
-                    status_name = result.decision.status.value
-                    counted[status_name] = counted.get(status_name, 0) + 1
-                for name, n in counted.items():
+                for name, n in Counter(r.decision.status.value for r in batch).items():
                     metrics.delivered(self.digest, name, n)
                 if status != RunStatus.sending:
                     self.stopped.set()

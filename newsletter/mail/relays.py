@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from newsletter import metrics
 from newsletter.config import RelaySettings
-from newsletter.errors import TemporaryFailure
+from newsletter.errors import DeliveryError, TemporaryFailure
 from newsletter.mail.mime import Envelope
 from newsletter.mail.smtp import Connection
 
@@ -118,20 +118,15 @@ class RelayMailer:
             try:
                 reply = await connection.send(envelope.mail_from, envelope.recipient, envelope.data)
                 code = reply.code
-            except TemporaryFailure as exc:
+            except DeliveryError as exc:
                 code = exc.code
-                if exc.code is not None:
-                    relay.failures = 0  # it answered: the relay is up
-                raise
-            except Exception as exc:
-                code = getattr(exc, "code", None)
-                relay.failures = 0
                 raise
             finally:
                 metrics.smtp_reply(relay.name, code)
+                if code is not None:
+                    relay.failures = 0  # it answered: the relay is up
                 if connection.usable:
                     relay.idle.append(connection)
-            relay.failures = 0
 
     def _failed(self, relay: Relay, exc: TemporaryFailure) -> None:
         relay.failures += 1

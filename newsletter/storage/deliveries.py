@@ -121,11 +121,12 @@ def _expired(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
 
 def claim(
     session: Session, run_id: int, worker: str, now: datetime, lease_until: datetime, limit: int
-) -> list[Recipient]:
+) -> tuple[list[Recipient], int]:
     """Claim up to `limit` due rows of a run for `worker` until `lease_until` (rows whose
     lease ran out first, then queued and deferred ones), each kind in one statement
     (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint rows; SQLite
-    serialises writers), and return them with their subscribers' state. Each kind is
+    serialises writers); returns them with their subscribers' state, and how many were
+    taken over from a sender whose lease ran out. Each kind is
     picked through the (run, status, next attempt) index: an OR of both would make the
     database sort every due row of the run for each batch."""
     values = {
@@ -135,14 +136,16 @@ def claim(
         "updated_at": now,
     }
     returning = (col(Delivery.subscriber_id), col(Delivery.segment), col(Delivery.attempts))
-    claimed: list[tuple[int, int, str, int]] = []
-    for due in (_expired(run_id, now), _due(run_id, now)):
-        if len(claimed) < limit:
-            rows = claim_rows(
-                session, Delivery, due, values, limit - len(claimed), returning, ordered=False
-            )
-            claimed += [tuple(row) for row in rows]
-    return recipients(session, run_id, claimed)
+
+    def pick(due: sa.ColumnElement[bool], most: int) -> list[tuple[int, int, str, int]]:
+        rows = claim_rows(session, Delivery, due, values, most, returning, ordered=False)
+        return [tuple(row) for row in rows]
+
+    taken_over = pick(_expired(run_id, now), limit)
+    claimed = taken_over + (
+        pick(_due(run_id, now), limit - len(taken_over)) if len(taken_over) < limit else []
+    )
+    return recipients(session, run_id, claimed), len(taken_over)
 
 
 def recipients(
@@ -396,17 +399,4 @@ def record_many(session: Session, worker: str, now: datetime, outcomes: Sequence
             }
             for o in outcomes
         ],
-    )
-
-
-def expired_leases(session: Session, run_id: int, now: datetime) -> int:
-    """Rows of the run held by a worker whose lease ran out (about to be taken over)."""
-    return int(
-        session.execute(
-            sa.select(sa.func.count()).where(
-                col(Delivery.run_id) == run_id,
-                col(Delivery.status) == DeliveryStatus.sending,
-                col(Delivery.lease_until) < now,
-            )
-        ).scalar_one()
     )
