@@ -444,6 +444,7 @@ class Digests:
                 storage.add_deliveries(session, rows)
                 session.commit()
                 after = page[-1].id
+            storage.ledger_written(session)
             storage.set_run_status(
                 session, run_id, RunStatus.sending, only_from=[RunStatus.composing]
             )

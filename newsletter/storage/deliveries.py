@@ -102,6 +102,15 @@ def add_deliveries(session: Session, rows: Sequence[Mapping[str, object]]) -> No
         session.execute(sa.insert(Delivery), list(rows))
 
 
+def ledger_written(session: Session) -> None:
+    """After a ledger is written: on PostgreSQL, refresh the planner's statistics of the
+    delivery table. Autovacuum analyses it only later; until then a claim planned on the
+    old statistics (a table it believes nearly empty) joins its picked rows by scanning
+    the whole ledger for each of them, which cost 0.4 s per batch of 500 at 10,000 rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("ANALYZE delivery"))
+
+
 def _due(run_id: int, now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         col(Delivery.run_id) == run_id,
