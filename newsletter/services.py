@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from newsletter.access import Access
 from newsletter.bounces import Bounces
 from newsletter.config import Settings
 from newsletter.delivery.throttle import SharedThrottle
@@ -55,6 +56,7 @@ class Services:
     subscribers: Subscribers
     digests: Digests
     bounces: Bounces
+    access: Access
     feed_cache: FeedCache
     pinger: Pinger | None
 
@@ -96,6 +98,7 @@ def build(
         subscribers=Subscribers(engine, settings, mailer, templates, clock),
         digests=Digests(engine, settings, templates, mailer, mime, clock),
         bounces=Bounces(engine, settings, clock),
+        access=Access(engine, settings, clock),
         feed_cache=FeedCache(engine, settings),
         pinger=Pinger(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
     )

@@ -123,7 +123,7 @@ def test_metrics_answer_in_the_prometheus_text_format(local: TestClient) -> None
     assert families["newsletter_feed_requests"] == "counter"
     assert families["newsletter_send_rate"] == "gauge"
     assert families["newsletter_ledger_rows_waiting"] == "gauge"
-    assert "/metrics" not in local.get("/api/openapi.json").text
+    assert "/metrics" not in local.get("/api/v1/openapi.json").text
 
 
 def test_a_feed_requested_twice_counts_a_render_then_a_hit(local: TestClient) -> None:

@@ -1,6 +1,7 @@
 """Tables (SQLModel) and read models. Every datetime is stored as UTC and comes back
 timezone-aware. Importing this package registers every table on SQLModel.metadata."""
 
+from newsletter.models.access import ApiToken, Editor, Scope
 from newsletter.models.articles import (
     Article,
     ArticleStatus,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_SUBJECT",
     "PENDING_DELIVERIES",
     "SUPPRESSING",
+    "ApiToken",
     "Article",
     "ArticleStatus",
     "ArticleTag",
@@ -58,12 +60,14 @@ __all__ = [
     "Digest",
     "DigestRun",
     "DigestTag",
+    "Editor",
     "FeedVersion",
     "Outbound",
     "RelayUsage",
     "RunArticle",
     "RunKind",
     "RunStatus",
+    "Scope",
     "SignupRequest",
     "Subscriber",
     "SubscriberStatus",

@@ -17,14 +17,17 @@ from starlette.types import ASGIApp
 
 from newsletter import services as composition
 from newsletter.config import Settings
-from newsletter.errors import NotFoundError, TokenError
+from newsletter.errors import NewsletterError, NotFoundError, TokenError
 from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.render import FORMATS
 from newsletter.feeds.websub import Pinger
 from newsletter.mail import Mailer
 from newsletter.scheduler import DigestScheduler
 from newsletter.storage.retry import RETRY_AFTER, is_busy
-from newsletter.web import digests, metrics, pages, subscriptions, webhooks
+from newsletter.web import admin, api, digests, metrics, pages, subscriptions, webhooks
+from newsletter.web.admin.common import FormExpired, LoginRequired, login_redirect
+from newsletter.web.admin.login import LoginLimits
+from newsletter.web.api import errors as api_errors
 from newsletter.web.feeds import FeedRoutes
 from newsletter.web.limits import RequestLimits, validation_failed
 from newsletter.web.templating import render
@@ -81,8 +84,12 @@ def create_app(
 
     app = FastAPI(
         title=settings.site.title,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        description="The editors' JSON API. Every route under /api/v1 but /api/v1/subscribe "
+        "needs `Authorization: Bearer <token>` (`newsletter tokens create NAME --scope "
+        "read|write`); read tokens may only GET.",
+        version="1",
+        docs_url="/api/v1/docs",
+        openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
     )
     app.state.services = services
@@ -95,7 +102,26 @@ def create_app(
     app.state.pinger = services.pinger
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotFoundError)
+        if api_errors.is_api(request):
+            return api_errors.answer(request, exc)
         return render(request, "error.html", {"message": str(exc), "status": 404}, status=404)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        """A use case refused its input (or found a duplicate, or a rate limit) and no
+        route caught it: JSON with the field under /api/, a page elsewhere."""
+        assert isinstance(exc, NewsletterError)
+        if api_errors.is_api(request):
+            return api_errors.answer(request, exc)
+        return render(request, "message.html", {"title": "Not done", "message": str(exc)}, 400)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return login_redirect(exc.next_path)
+
+    async def form_expired(request: Request, exc: Exception) -> Response:
+        message = "The form expired or came from elsewhere; go back, reload and send it again."
+        return render(request, "message.html", {"title": "Form expired", "message": message}, 403)
 
     async def bad_link(request: Request, exc: Exception) -> Response:
         """Every route taking a link from an email answers a bad one the same way."""
@@ -108,17 +134,25 @@ def create_app(
 
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(TokenError, bad_link)
+    app.add_exception_handler(NewsletterError, refused)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(FormExpired, form_expired)
     # the database stayed busy through the use case's retries: 503, never a 500 (issue #9)
     app.add_exception_handler(sa.exc.OperationalError, database_busy)
     # a 422 names what is wrong, bounded, and never echoes the input (issue #9)
     app.add_exception_handler(RequestValidationError, validation_failed)
     # body and header caps (413, 431) in front of every route; feeds read no body
     app.add_middleware(RequestLimits)
-    app.include_router(pages.router)
-    app.include_router(subscriptions.router)
-    app.include_router(digests.router)
-    app.include_router(webhooks.router)  # POST /webhooks/{ses,mailgun,postmark,sendgrid}
+    # the OpenAPI schema documents the JSON API; pages, feeds and webhooks stay out of it
+    app.include_router(pages.router, include_in_schema=False)
+    app.include_router(subscriptions.router)  # its pages say include_in_schema=False
+    app.include_router(digests.router, include_in_schema=False)
+    # POST /webhooks/{ses,mailgun,postmark,sendgrid}
+    app.include_router(webhooks.router, include_in_schema=False)
     app.include_router(metrics.router)  # GET /metrics, for [metrics] allow only
+    app.include_router(api.router)  # /api/v1: bearer tokens
+    app.include_router(admin.router)  # /admin: editors' sessions
+    app.state.login_limits = LoginLimits()
     return FeedRoutes(app, cache, settings.feeds.max_age)
 
 

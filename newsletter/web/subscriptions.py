@@ -47,12 +47,12 @@ class SignUp(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=500)
 
 
-@router.get("/subscribe", response_class=HTMLResponse)
+@router.get("/subscribe", response_class=HTMLResponse, include_in_schema=False)
 async def subscribe_page(request: Request) -> Response:
     return form_page(request, "subscribe.html", await offer(request))
 
 
-@router.post("/subscribe", response_class=HTMLResponse)
+@router.post("/subscribe", response_class=HTMLResponse, include_in_schema=False)
 async def subscribe_form(request: Request) -> Response:
     """The sign-up form; a JSON body here is taken as by /api/v1/subscribe."""
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -101,7 +101,7 @@ async def subscribe_json(request: Request, body: SignUp) -> Response:
     return JSONResponse({"status": "pending", "message": CHECK_INBOX}, status_code=202)
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
+@router.get("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def confirm_page(request: Request, token: str) -> Response:
     """A page with a button: the link scanners of mail providers follow every link, and
     must not subscribe anybody who never clicked."""
@@ -109,7 +109,7 @@ async def confirm_page(request: Request, token: str) -> Response:
     return render(request, "confirm.html", {"token": token})
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def confirm(request: Request, token: str) -> Response:
     service = _service(request)
     prefs = await run_in_threadpool(service.confirm, token)
@@ -124,14 +124,14 @@ async def confirm(request: Request, token: str) -> Response:
     )
 
 
-@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def unsubscribe_page(request: Request, token: str) -> Response:
     """A page with a button: link scanners that follow links unsubscribe nobody."""
     await run_in_threadpool(_service(request).check_link, token, "unsubscribe")
     return render(request, "unsubscribe.html", {"token": token})
 
 
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def unsubscribe(request: Request, token: str) -> Response:
     """RFC 8058 one-click: no cookie, no login, 200 without a redirect."""
     email = await run_in_threadpool(_service(request).unsubscribe, token)
@@ -145,13 +145,13 @@ async def unsubscribe(request: Request, token: str) -> Response:
     )
 
 
-@router.get("/preferences/{token}", response_class=HTMLResponse)
+@router.get("/preferences/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def preferences_page(request: Request, token: str) -> Response:
     prefs = await run_in_threadpool(_service(request).preferences, token)
     return form_page(request, "preferences.html", {"prefs": prefs})
 
 
-@router.post("/preferences/{token}", response_class=HTMLResponse)
+@router.post("/preferences/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def preferences_save(request: Request, token: str) -> Response:
     form = await request.form()
     service = _service(request)

@@ -1,0 +1,7 @@
+"""/admin pages: articles."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

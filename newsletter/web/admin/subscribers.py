@@ -1,0 +1,7 @@
+"""/admin pages: subscribers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
