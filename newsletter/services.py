@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -39,7 +40,12 @@ def template_environment(settings: Settings) -> Environment:
         """A UTC datetime shown in the publication's time zone."""
         return value.astimezone(tz).strftime(fmt) if value else ""
 
+    def zoned(value: datetime | None, zone: str, fmt: str = "%a %-d %b %Y, %H:%M %Z") -> str:
+        """A UTC datetime shown in `zone` (a digest's own time zone)."""
+        return value.astimezone(ZoneInfo(zone)).strftime(fmt) if value else ""
+
     env.filters["localdate"] = localdate
+    env.filters["zoned"] = zoned
     env.globals["site"] = settings.site
     env.globals["base_url"] = settings.base_url
     return env

@@ -16,7 +16,7 @@ from newsletter import services, storage
 from newsletter.config import Settings
 from newsletter.digests import schedule
 from newsletter.digests.definitions import DigestInput
-from newsletter.errors import InvalidInputError
+from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.models import DeliveryStatus, RunStatus
 from newsletter.subscribers import links
 from tests.conftest import SmtpSink
@@ -458,3 +458,68 @@ def test_two_senders_on_one_run_share_it_without_duplicates_even_past_the_lease(
     received = sorted(m["To"].addresses[0].addr_spec for m in sink.messages)
     assert received == [f"r{n:02}@example.org" for n in range(30)]  # each exactly once
     assert first.digests.run(run_id).counts == {"sent": 30}
+
+
+def test_two_composers_of_one_run_write_one_ledger(
+    svc: services.Services, settings: Settings, clock: Clock
+) -> None:
+    """A send-now composes its run while a sender, finding the run composing, composes it
+    too: one window, one set of posts and one ledger row per reader, and neither fails."""
+    from newsletter.models import DigestRun, RunKind
+
+    for i in range(300):
+        reader(svc.engine, settings, f"r{i}@example.org")
+    post(svc.engine, settings, "tariffs", clock() - timedelta(hours=1), ["trade"])
+    with Session(svc.engine) as session:
+        digest = storage.digest_by_slug(session, "digest")
+        assert digest is not None and digest.id is not None
+        run, _ = storage.add_run(
+            session,
+            DigestRun(
+                digest_id=digest.id, scheduled_for=clock(), kind=RunKind.manual, created_at=clock()
+            ),
+        )
+        assert run.id is not None
+        run_id = run.id
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def composer() -> None:
+        start.wait()
+        try:
+            svc.digests.compose(run_id)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=composer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    view = svc.digests.run(run_id)
+    assert view.status == RunStatus.sending and view.posts == 1
+    assert view.counts == {"queued": 300}
+
+
+def test_a_draft_previews_without_being_stored(
+    svc: services.Services, settings: Settings, clock: Clock
+) -> None:
+    """The editor's form previews unsaved changes: another tag filter changes the posts,
+    a bad field is named, and the stored digest stays as it was."""
+    post(svc.engine, settings, "tariffs", clock() - timedelta(hours=1), ["trade"], title="Tariffs")
+    post(svc.engine, settings, "summit", clock() - timedelta(hours=2), ["politics"], title="Summit")
+    whole = svc.digests.preview_issue("digest", "text", draft=DigestInput())
+    assert "Tariffs" in whole.body and "Summit" in whole.body
+    trade = svc.digests.preview_issue("digest", "text", draft=DigestInput(tags=("trade",)))
+    assert "Tariffs" in trade.body and "Summit" not in trade.body
+    assert svc.digests.get("digest").tags == ()
+    with pytest.raises(InvalidInputError) as refused:
+        svc.digests.preview_issue("digest", "html", draft=DigestInput(max_items=0))
+    assert refused.value.field == "max_items"
+    new = svc.digests.preview_issue(
+        "politics-daily", "text", draft=DigestInput(name="Politics", tags=("politics",))
+    )
+    assert "Summit" in new.body and "Tariffs" not in new.body
+    with pytest.raises(NotFoundError):
+        svc.digests.get("politics-daily")

@@ -76,6 +76,15 @@ def check(
     name = " ".join(definition.name.split())
     if not name or len(name) > 300:
         raise InvalidInputError("name", "must be 1 to 300 characters", definition.name)
+    if len(definition.subject) > 500:
+        raise InvalidInputError("subject", "must be at most 500 characters", None)
+    if len(definition.description) > 2000:
+        raise InvalidInputError("description", "must be at most 2,000 characters", None)
+    for field_name in ("name", "description", "subject"):
+        text = getattr(definition, field_name)
+        # PostgreSQL refuses NUL in text, and no other control character belongs in a line
+        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+            raise InvalidInputError(field_name, "must not contain control characters", None)
     unknown = [t for t in definition.tags if t not in known_tags]
     if unknown:
         raise InvalidInputError("tags", f"no tag {unknown[0]!r}", unknown[0])

@@ -27,7 +27,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone `name`; InvalidInputError("timezone") otherwise."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         raise InvalidInputError(
             "timezone", f"{name!r} is not an IANA time zone such as 'Asia/Jakarta'", name
         ) from None

@@ -7,9 +7,10 @@ Database work is synchronous (call it in a thread from async code); sending is a
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 
@@ -74,10 +75,70 @@ class RunView:
     posts: int
     counts: dict[str, int] = field(default_factory=dict)
     finished_at: datetime | None = None
+    created_at: datetime | None = None  # when the run was made (its start)
 
     @property
     def recipients(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def finished(self) -> bool:
+        """The run has ended (sent, skipped, cancelled, missed): nothing follows."""
+        return self.status not in (*ACTIVE_RUNS, RunStatus.paused)
+
+
+@dataclass(frozen=True)
+class RunProgress(RunView):
+    """A run with its pace, for a page that follows it."""
+
+    sent_last_minute: int = 0  # rows that became sent in the 60 s before the service clock
+
+
+@dataclass(frozen=True)
+class RunPage:
+    items: list[RunView]
+    next_cursor: str | None  # None: this is the last page
+
+
+@dataclass(frozen=True)
+class DigestDetail(DigestView):
+    """A digest with how many readers a send now would reach."""
+
+    audience_size: int = 0
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The next issue as one reader (or any reader) would get it now."""
+
+    subject: str
+    format: str  # html or text
+    body: str
+
+
+RUN_PAGE_MAX = 100
+PREVIEW_FORMATS = ("html", "text")
+
+
+def encode_run_cursor(run: RunView) -> str:
+    """Where the next page of runs (newest first) starts: after this run."""
+    text = f"before:{run.scheduled_for.isoformat()}|{run.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_run_cursor(cursor: str) -> tuple[datetime, int]:
+    """(scheduled time, id) a cursor continues before; InvalidInputError("cursor") for
+    anything this list did not hand out."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, rest = text.partition(":")
+        moment, _, number = rest.partition("|")
+        when = datetime.fromisoformat(moment)
+        if prefix != "before" or when.tzinfo is None or not number.isdigit() or len(number) > 18:
+            raise ValueError(text)
+        return when, int(number)
+    except (ValueError, UnicodeError):
+        raise InvalidInputError("cursor", "not a cursor this list handed out", cursor) from None
 
 
 @dataclass(frozen=True)
@@ -125,13 +186,9 @@ class Digests:
         known = {t.slug for t in storage.all_tags(session)}
         return check(definition, known, self._template_exists)
 
-    def create(self, slug: str, data: DigestInput) -> DigestView:
-        """A new digest; InvalidInputError naming the field, or DuplicateError for a slug
-        in use. Nothing is stored unless everything is right."""
-        slug = check_slug(slug)
-        if data.name is None:
-            raise InvalidInputError("name", "is required")
-        blank = Definition(
+    def _blank(self, slug: str) -> Definition:
+        """What a new digest is before the editor says otherwise."""
+        return Definition(
             slug=slug,
             name="",
             description="",
@@ -144,9 +201,16 @@ class Digests:
             skip_if_empty=True,
             paused=False,
         )
+
+    def create(self, slug: str, data: DigestInput) -> DigestView:
+        """A new digest; InvalidInputError naming the field, or DuplicateError for a slug
+        in use. Nothing is stored unless everything is right."""
+        slug = check_slug(slug)
+        if data.name is None:
+            raise InvalidInputError("name", "is required")
         now = self.clock()
         with Session(self.engine) as session:
-            definition = self._check(session, merge(blank, data))
+            definition = self._check(session, merge(self._blank(slug), data))
             digest = Digest(slug=slug, name=definition.name, schedule_from=now, updated_at=now)
             self._apply(digest, definition)
             storage.add_digest(session, digest)
@@ -190,6 +254,29 @@ class Digests:
     def get(self, slug: str) -> DigestView:
         with Session(self.engine) as session:
             return self._view(session, self._digest(session, slug))
+
+    def detail(self, slug: str) -> DigestDetail:
+        """The digest, when it fires next and how many readers a send now would reach."""
+        view = self.get(slug)
+        return DigestDetail(**asdict(view), audience_size=self.audience_size(slug))
+
+    def audience_size(self, slug: str) -> int:
+        """How many readers a send now would reach at this moment: active, unsuppressed
+        subscribers of the digest who would get at least one post of the next issue (all of
+        them when the issue is empty and the digest sends anyway; none when it is empty and
+        skipped). The ledger a run writes may differ by who joins or leaves meanwhile."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            digest = self._digest(session, slug)
+            assert digest.id is not None
+            start = self._window_start(session, digest, 0, now)
+            posts = self._window_posts(session, digest, start, now)
+            if not posts:
+                if digest.skip_if_empty:
+                    return 0
+                return storage.audience_count(session, digest.id, None)
+            tags = {t.slug for p in posts for t in p.article.tags}
+            return storage.audience_count(session, digest.id, tags)
 
     def _apply(self, digest: Digest, definition: Definition) -> None:
         for name in COLUMNS:
@@ -241,11 +328,21 @@ class Digests:
         )
 
     def _window_posts(
-        self, session: Session, digest: Digest, start: datetime, end: datetime
+        self,
+        session: Session,
+        digest: Digest,
+        start: datetime,
+        end: datetime,
+        tag_slugs: tuple[str, ...] | None = None,
     ) -> list[Post]:
-        assert digest.id is not None
-        tags = storage.digest_tags(session, [digest.id]).get(digest.id)
-        tag_ids = [t.id for t in tags if t.id is not None] if tags else None
+        """The posts of the window; on the digest's stored tags, or on `tag_slugs` (a
+        definition not saved yet)."""
+        if tag_slugs is not None:
+            tags = list(storage.tags_by_slugs(session, list(tag_slugs)).values())
+        else:
+            assert digest.id is not None
+            tags = storage.digest_tags(session, [digest.id]).get(digest.id) or []
+        tag_ids = [t.id for t in tags if t.id is not None] or None
         rows = storage.window_articles(session, start, end, tag_ids, digest.max_items)
         return [Post(article_id, view) for article_id, view in rows]
 
@@ -264,20 +361,50 @@ class Digests:
 
     def preview(self, slug: str, fmt: str = "html", subscriber: str | None = None) -> str:
         """The next issue as it would go out now, with real articles: the whole issue, or
-        one subscriber's narrowed view (their greeting and links filled in)."""
+        one subscriber's narrowed view (their greeting and links filled in). HTML, or text
+        headed by its subject line."""
+        issue = self.preview_issue(slug, fmt, subscriber)
+        if issue.format == "text":
+            return f"Subject: {issue.subject}\n\n{issue.body}"
+        return issue.body
+
+    def preview_issue(
+        self,
+        slug: str,
+        fmt: str = "html",
+        subscriber: str | None = None,
+        draft: DigestInput | None = None,
+    ) -> Preview:
+        """The next issue's subject and body (`fmt`: html or text) as `preview` makes them.
+        With `draft`, as the digest would be with those changes (checked like an edit,
+        nothing stored); a slug not yet stored previews a new digest's draft.
+        NotFoundError for an unknown digest or subscriber; InvalidInputError naming
+        "format", a draft's field, or "subscriber" for an address that is not one or a
+        subscriber who does not receive the digest."""
+        if fmt not in PREVIEW_FORMATS:
+            raise InvalidInputError("format", f"{fmt!r:.40} is not html or text", fmt)
+        address = None
+        if subscriber is not None:
+            try:
+                address = normalize_email(subscriber)
+            except InvalidInputError as exc:
+                raise InvalidInputError("subscriber", exc.reason, subscriber) from None
         now = self.clock()
         with Session(self.engine) as session:
-            digest = self._digest(session, slug)
-            start = self._window_start(session, digest, 0, now)
-            posts = self._window_posts(session, digest, start, now)
+            if draft is None:
+                digest = self._digest(session, slug)
+                start = self._window_start(session, digest, 0, now)
+                posts = self._window_posts(session, digest, start, now)
+            else:
+                digest, posts = self._draft_posts(session, slug, draft, now)
             page = self.issue_url(slug, None)
             name, email, unsubscribe, prefs = "", "reader@example.org", page, page
-            if subscriber is not None:
-                person = storage.subscriber_by_email(session, normalize_email(subscriber))
+            if address is not None:
+                person = storage.subscriber_by_email(session, address)
                 if person is None or person.id is None:
-                    raise NotFoundError("subscriber", subscriber)
+                    raise NotFoundError("subscriber", address)
                 chosen = storage.subscriptions_of(session, person.id)
-                if digest.id not in chosen:
+                if digest.id is None or digest.id not in chosen:
                     raise InvalidInputError("subscriber", f"{person.email} does not receive {slug}")
                 posts = list(narrow(posts, chosen[digest.id]))
                 name, email = person.name, person.email
@@ -286,16 +413,37 @@ class Digests:
             issue = Issue(self._info(digest), None, now, tuple(posts), self.issue_url(slug, None))
             bodies = self._composer(digest).bodies(issue, posts)
         text, html = compose.personalise(bodies, name, email, unsubscribe, prefs)
-        if fmt == "text":
-            return f"Subject: {bodies.subject}\n\n{text}"
-        if fmt != "html":
-            raise InvalidInputError("format", f"{fmt!r} is not html or text", fmt)
-        return html
+        return Preview(bodies.subject, fmt, text if fmt == "text" else html)
+
+    def _draft_posts(
+        self, session: Session, slug: str, draft: DigestInput, now: datetime
+    ) -> tuple[Digest, list[Post]]:
+        """A digest row as the draft would make it (never added to the session) and the
+        posts its next issue would carry now."""
+        stored = storage.digest_by_slug(session, check_slug(slug))
+        current = self._definition(session, stored) if stored else self._blank(slug)
+        if stored is None and draft.name is None:
+            draft = replace(draft, name=slug)
+        definition = self._check(session, merge(current, draft))
+        shadow = Digest(id=stored.id if stored else None, slug=slug, name=definition.name)
+        if stored is not None:
+            shadow.schedule_from = stored.schedule_from
+        self._apply(shadow, definition)
+        if stored is not None:
+            start = self._window_start(session, stored, 0, now)
+        else:
+            schedule = Schedule.parse(definition.cron, definition.timezone)
+            start = now - schedule.period_before(now)
+        return shadow, self._window_posts(session, shadow, start, now, definition.tags)
 
     async def send_test(self, slug: str, to: str) -> str:
         """Send the next issue, as it would go out now, to `to` (any address; its subject
-        says it is a test). Returns the Message-ID."""
-        address = normalize_email(to)
+        says it is a test). Returns the Message-ID. InvalidInputError("to") for an
+        address that is not one."""
+        try:
+            address = normalize_email(to)
+        except InvalidInputError as exc:
+            raise InvalidInputError("to", exc.reason, to) from None
         now = self.clock()
 
         def letter() -> Letter:
@@ -398,8 +546,6 @@ class Digests:
                 end = run.scheduled_for
                 start = min(self._window_start(session, digest, run_id, end), end)
                 posts = self._window_posts(session, digest, start, end)
-                run.window_start, run.window_end = start, end
-                storage.set_run_articles(session, run_id, [p.id for p in posts])
                 issue = Issue(
                     self._info(digest),
                     run_id,
@@ -407,13 +553,26 @@ class Digests:
                     tuple(posts),
                     self.issue_url(digest.slug, run_id),
                 )
-                run.subject = compose.subject_of(digest.subject, issue)
-                if not posts and digest.skip_if_empty:
-                    run.status = RunStatus.skipped
-                    run.reason = "no new posts in the window (skip-if-empty)"
-                    run.finished_at = self.clock()
-                session.commit()
-                if run.status == RunStatus.skipped:
+                subject = compose.subject_of(digest.subject, issue)
+                # a send-now and a sender may compose the same run at once: the first to
+                # fix the window writes the posts; the other finds them fixed
+                if storage.fix_run_window(session, run_id, start, end, subject):
+                    storage.set_run_articles(session, run_id, [p.id for p in posts])
+                    if not posts and digest.skip_if_empty:
+                        storage.set_run_status(
+                            session,
+                            run_id,
+                            RunStatus.skipped,
+                            "no new posts in the window (skip-if-empty)",
+                            finished_at=self.clock(),
+                            only_from=[RunStatus.composing],
+                        )
+                    session.commit()
+                else:
+                    session.rollback()
+                session.expire_all()
+                run = storage.run_by_id(session, run_id)
+                if run is None or run.status != RunStatus.composing:
                     return
             posts = [Post(i, v) for i, v in storage.run_articles(session, run_id)]
             after = storage.last_ledger_subscriber(session, run_id)
@@ -532,6 +691,45 @@ class Digests:
                 raise NotFoundError("run", str(run_id))
             return self._run_views(session, [run])[0]
 
+    def progress(self, run_id: int) -> RunProgress:
+        """The run's counts now and its pace over the last minute; NotFoundError for an
+        unknown run."""
+        since = self.clock() - timedelta(seconds=60)
+        with Session(self.engine) as session:
+            run = self._need_run(session, run_id)
+            view = self._run_views(session, [run])[0]
+            pace = storage.sent_since(session, run_id, since)
+        return RunProgress(**asdict(view), sent_last_minute=pace)
+
+    def run_page(
+        self,
+        slug: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first (by scheduled time), of one digest or all, in
+        one status or any. Pass the page's `next_cursor` back for the next page.
+        InvalidInputError names a bad filter ("digest", "status", "limit", "cursor")."""
+        if status is not None and status not in RunStatus.__members__:
+            allowed = ", ".join(s.value for s in RunStatus)
+            raise InvalidInputError("status", f"{status!r:.40} is not one of {allowed}", status)
+        if not 1 <= limit <= RUN_PAGE_MAX:
+            raise InvalidInputError("limit", f"must be from 1 to {RUN_PAGE_MAX}", limit)
+        before = decode_run_cursor(cursor) if cursor else None
+        with Session(self.engine) as session:
+            digest_id = None
+            if slug:
+                digest = storage.digest_by_slug(session, slug)
+                if digest is None:
+                    raise InvalidInputError("digest", f"no digest {slug!r:.80}", slug)
+                digest_id = digest.id
+            statuses = [status] if status else None
+            found = storage.runs_page(session, digest_id, statuses, before, limit + 1)
+            items = self._run_views(session, found[:limit])
+        more = len(found) > limit
+        return RunPage(items, encode_run_cursor(items[-1]) if more else None)
+
     def _run_views(self, session: Session, found: list[DigestRun]) -> list[RunView]:
         ids = [r.id for r in found if r.id is not None]
         counts = storage.counts(session, ids)
@@ -551,6 +749,7 @@ class Digests:
                 posts=posts.get(r.id or 0, 0),
                 counts=counts.get(r.id or 0, {}),
                 finished_at=r.finished_at,
+                created_at=r.created_at,
             )
             for r in found
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,7 +26,22 @@ def article_by_guid(session: Session, guid: str) -> Article | None:
 
 
 def article_by_slug(session: Session, slug: str) -> Article | None:
+    if not storable(slug):
+        return None
     return session.exec(select(Article).where(Article.slug == slug)).first()
+
+
+def storable(key: str) -> bool:
+    """Whether `key` can be sent to either database at all: PostgreSQL refuses NUL in text
+    and no driver encodes a lone surrogate. No stored slug has either, so a key with one
+    names nothing; asking would be an error instead of "not found"."""
+    if "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def slug_taken(session: Session, slug: str, except_id: int | None) -> bool:
@@ -86,6 +102,52 @@ def list_articles(
         col(Article.id).desc(),
     )
     return views(session, list(session.exec(query.offset(offset).limit(limit))))
+
+
+def editors_order() -> sa.ColumnElement[datetime]:
+    """What editors' lists sort on, newest first: the publication date, or for an article
+    never published the day it was created (a new draft shows at the top, not the end)."""
+    return sa.func.coalesce(col(Article.published_at), col(Article.created_at))
+
+
+def find_articles(
+    session: Session,
+    *,
+    limit: int,
+    status: ArticleStatus | None = None,
+    due_by: datetime | None = None,
+    scheduled_after: datetime | None = None,
+    tag_id: int | None = None,
+    author_id: int | None = None,
+    title_contains: str = "",
+    before: tuple[datetime, int] | None = None,
+) -> list[Article]:
+    """At most `limit` articles matching every filter given, ordered by `editors_order()`
+    then id, both descending; `before` (an order value and an id) starts after that article,
+    so pages follow one another without gaps or repeats. `due_by` keeps those published at
+    or before it, `scheduled_after` those dated after it; `title_contains` matches text in
+    the title, case-insensitively for ASCII letters on SQLite."""
+    when = editors_order()
+    query = select(Article)
+    if status is not None:
+        query = query.where(Article.status == status)
+    if due_by is not None:
+        query = query.where(col(Article.published_at) <= due_by)
+    if scheduled_after is not None:
+        query = query.where(col(Article.published_at) > scheduled_after)
+    if tag_id is not None:
+        tagged = select(ArticleTag.article_id).where(ArticleTag.tag_id == tag_id)
+        query = query.where(col(Article.id).in_(tagged))
+    if author_id is not None:
+        query = query.where(Article.author_id == author_id)
+    if title_contains:
+        escaped = re.sub(r"([\\%_])", r"\\\1", title_contains)
+        query = query.where(col(Article.title).ilike(f"%{escaped}%", escape="\\"))
+    if before is not None:
+        at, article_id = before
+        query = query.where(sa.or_(when < at, sa.and_(when == at, col(Article.id) < article_id)))
+    query = query.order_by(when.desc(), col(Article.id).desc()).limit(limit)
+    return list(session.exec(query))
 
 
 def recent_published(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from newsletter.models import (
@@ -98,8 +99,15 @@ def deliveries_written(session: Session, run_id: int) -> int:
 
 
 def add_deliveries(session: Session, rows: Sequence[Mapping[str, object]]) -> None:
+    """Ledger rows; a row another composer of the same run wrote already is left as it is
+    (two composers of one run write the same rows, in the same order)."""
     if rows:
-        session.execute(sa.insert(Delivery), list(rows))
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(Delivery).on_conflict_do_nothing(index_elements=["run_id", "subscriber_id"]),
+            list(rows),
+        )
 
 
 def ledger_written(session: Session) -> None:
@@ -408,4 +416,47 @@ def record_many(session: Session, worker: str, now: datetime, outcomes: Sequence
             }
             for o in outcomes
         ],
+    )
+
+
+# --------------------------------------------------------------------------- editors' views
+
+
+def audience_count(session: Session, digest_id: int, tag_slugs: Iterable[str] | None) -> int:
+    """Active, unsuppressed subscribers of a digest (the readers a ledger would hold). With
+    `tag_slugs`, only those who would get at least one post tagged so: readers who did not
+    narrow the digest, and readers who chose one of these tags."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Subscription)
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .outerjoin(Suppression, col(Suppression.email) == Subscriber.email)
+        .where(
+            col(Subscription.digest_id) == digest_id,
+            col(Subscriber.status) == SubscriberStatus.active.value,
+            col(Suppression.email).is_(None),
+        )
+    )
+    if tag_slugs is not None:
+        chosen = sa.select(col(SubscriptionTag.subscriber_id)).where(
+            col(SubscriptionTag.digest_id) == digest_id,
+            col(SubscriptionTag.subscriber_id) == Subscription.subscriber_id,
+        )
+        matching = chosen.join(Tag, col(Tag.id) == SubscriptionTag.tag_id).where(
+            col(Tag.slug).in_(list(tag_slugs))
+        )
+        query = query.where(sa.or_(~chosen.exists(), matching.exists()))
+    return int(session.execute(query).scalar_one())
+
+
+def sent_since(session: Session, run_id: int, since: datetime) -> int:
+    """Rows of the run that became sent at `since` or later (their last write)."""
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).where(
+                col(Delivery.run_id) == run_id,
+                col(Delivery.status) == DeliveryStatus.sent.value,
+                col(Delivery.updated_at) >= since,
+            )
+        ).scalar_one()
     )

@@ -168,6 +168,19 @@ def set_run_status(
     return bool(getattr(result, "rowcount", 0))
 
 
+def fix_run_window(
+    session: Session, run_id: int, start: datetime, end: datetime, subject: str
+) -> bool:
+    """Set a composing run's window and subject, only if no other composer has: False when
+    one has (the run was composed by a send-now and a sender at once)."""
+    result = session.execute(
+        sa.update(DigestRun)
+        .where(col(DigestRun.id) == run_id, col(DigestRun.window_end).is_(None))
+        .values(window_start=start, window_end=end, subject=subject)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 # --------------------------------------------------------------------------- posts of a run
 
 
@@ -223,3 +236,29 @@ def run_post_counts(session: Session, run_ids: list[int]) -> dict[int, int]:
         .group_by(col(RunArticle.run_id))
     )
     return {run_id: count for run_id, count in rows}
+
+
+def runs_page(
+    session: Session,
+    digest_id: int | None,
+    statuses: Iterable[str] | None,
+    before: tuple[datetime, int] | None,
+    limit: int,
+) -> list[DigestRun]:
+    """Runs newest first (scheduled time, then id), of one digest or all, optionally in
+    some statuses, starting after the run `before` names (keyset pagination)."""
+    query = select(DigestRun)
+    if digest_id is not None:
+        query = query.where(DigestRun.digest_id == digest_id)
+    if statuses is not None:
+        query = query.where(col(DigestRun.status).in_(list(statuses)))
+    if before is not None:
+        moment, run_id = before
+        query = query.where(
+            sa.or_(
+                col(DigestRun.scheduled_for) < moment,
+                sa.and_(col(DigestRun.scheduled_for) == moment, col(DigestRun.id) < run_id),
+            )
+        )
+    query = query.order_by(col(DigestRun.scheduled_for).desc(), col(DigestRun.id).desc())
+    return list(session.exec(query.limit(limit)))

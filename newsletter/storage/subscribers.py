@@ -183,3 +183,44 @@ def suppress(
 
 def lift_suppression(session: Session, email: str) -> None:
     session.execute(sa.delete(Suppression).where(col(Suppression.email) == email))
+
+
+# --------------------------------------------------------------------------- editors' views
+
+
+def subscriber_page(
+    session: Session,
+    after: int = 0,
+    limit: int = 50,
+    status: str | None = None,
+    digest_id: int | None = None,
+    search: str | None = None,
+) -> list[Subscriber]:
+    """Up to `limit` subscribers with an id above `after`, by id (keyset pages: a page
+    costs the same at any depth, and rows added meanwhile shift nothing). `search` is a
+    part of the address, any case; `digest_id` keeps those who receive that digest."""
+    query = select(Subscriber).where(col(Subscriber.id) > after)
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    if search:
+        query = query.where(col(Subscriber.email).icontains(search, autoescape=True))
+    if digest_id is not None:
+        receives = (
+            select(Subscription.subscriber_id)
+            .where(Subscription.digest_id == digest_id)
+            .where(col(Subscription.subscriber_id) == col(Subscriber.id))
+        )
+        query = query.where(receives.exists())
+    return list(session.exec(query.order_by(col(Subscriber.id)).limit(limit)))
+
+
+def count_by_digest(session: Session, status: str) -> dict[int, int]:
+    """digest id -> how many subscribers with `status` receive it (digests nobody
+    receives are left out)."""
+    rows = session.exec(
+        select(Subscription.digest_id, sa.func.count())
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .where(Subscriber.status == status)
+        .group_by(col(Subscription.digest_id))
+    )
+    return {digest: count for digest, count in rows}

@@ -11,16 +11,32 @@ service.py holds the use cases.
 
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.subscribers.bulk import BulkReport, RowError, export_rows, import_rows
-from newsletter.subscribers.csv_io import COLUMNS, export_csv, import_csv
+from newsletter.subscribers.csv_io import (
+    COLUMNS,
+    csv_chunks,
+    export_csv,
+    import_csv,
+    import_csv_bytes,
+)
 from newsletter.subscribers.eligibility import Purpose, may_mail
 from newsletter.subscribers.ratelimit import RateLimiter
 from newsletter.subscribers.service import (
     Choice,
+    DigestCount,
     Preferences,
+    SubscriberCounts,
+    SubscriberPage,
     Subscribers,
+    SubscriberView,
+    SuppressionView,
     add,
+    add_new,
     get_subscriber,
+    list_subscribers,
     remove,
+    subscriber_counts,
+    subscriber_view,
+    suppress_address,
 )
 from newsletter.subscribers.suppressions import mark, suppress, unsuppress
 
@@ -28,21 +44,33 @@ __all__ = [
     "COLUMNS",
     "BulkReport",
     "Choice",
+    "DigestCount",
     "Preferences",
     "Purpose",
     "RateLimiter",
     "RowError",
+    "SubscriberCounts",
+    "SubscriberPage",
+    "SubscriberView",
     "Subscribers",
+    "SuppressionView",
     "add",
+    "add_new",
+    "csv_chunks",
     "export_csv",
     "export_rows",
     "get_subscriber",
     "import_csv",
+    "import_csv_bytes",
     "import_rows",
+    "list_subscribers",
     "mark",
     "may_mail",
     "normalize_email",
     "remove",
+    "subscriber_counts",
+    "subscriber_view",
     "suppress",
+    "suppress_address",
     "unsuppress",
 ]

@@ -224,12 +224,19 @@ def export_rows(engine: sa.Engine, status: str | None = None) -> Iterator[tuple[
     with Session(engine) as session:
         slugs = {d.id: d.slug for d in storage.all_digests(session)}
         for subscriber, subscriptions in storage.subscribers(session, status):
-            tags = sorted({t for v in subscriptions.values() for t in v})
-            yield (
-                subscriber.email,
-                subscriber.name,
-                subscriber.status,
-                ";".join(sorted(slugs[d] for d in subscriptions if d in slugs)),
-                ";".join(tags),
-                subscriber.created_at.isoformat(),
-            )
+            yield export_row(subscriber, subscriptions, slugs)
+
+
+def export_row(
+    subscriber: Subscriber, subscriptions: Choices, slugs: Mapping[int | None, str]
+) -> tuple[str, ...]:
+    """One subscriber as the columns import reads (`slugs`: digest id -> slug)."""
+    tags = sorted({t for v in subscriptions.values() for t in v})
+    return (
+        subscriber.email,
+        subscriber.name,
+        subscriber.status,
+        ";".join(sorted(slugs[d] for d in subscriptions if d in slugs)),
+        ";".join(tags),
+        subscriber.created_at.isoformat(),
+    )

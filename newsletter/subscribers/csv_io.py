@@ -7,14 +7,17 @@ newsletter.subscribers.bulk; export writes what import reads.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
+from newsletter import storage
 from newsletter.errors import SourceError
-from newsletter.subscribers.bulk import BulkReport, export_rows, import_rows
+from newsletter.subscribers.bulk import BulkReport, export_row, export_rows, import_rows
 
 COLUMNS = ("email", "name", "status", "digests", "tags", "created_at")
 
@@ -38,6 +41,22 @@ def import_csv(engine: sa.Engine, stream: TextIO, now: datetime, zone: tzinfo) -
     if unknown:
         raise SourceError(f"unknown column {unknown[0]!r}; allowed: " + ", ".join(COLUMNS))
     return import_rows(engine, _guarded((reader.line_num, r) for r in reader), now, zone)
+
+
+def import_csv_bytes(engine: sa.Engine, data: bytes, now: datetime, zone: tzinfo) -> BulkReport:
+    """`import_csv` for a file that arrived whole (an upload, a request body): UTF-8, with
+    or without a byte-order mark. SourceError when it is not UTF-8 (then nothing is
+    stored: the whole file is decoded first) or not such a CSV file (as import_csv)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"the file is not UTF-8 text (byte {exc.start + 1} is not); save it as UTF-8 and "
+            "import it again"
+        ) from None
+    if not text.strip():
+        raise SourceError("the file is empty; it needs a header row with an 'email' column")
+    return import_csv(engine, io.StringIO(text, newline=""), now, zone)
 
 
 def _guarded(records: Iterable[Any]) -> Iterator[Any]:
@@ -71,3 +90,25 @@ def export_csv(engine: sa.Engine, stream: TextIO, status: str | None = None) -> 
         writer.writerow(row)
         count += 1
     return count
+
+
+def csv_chunks(engine: sa.Engine, status: str | None = None, batch: int = 1000) -> Iterator[str]:
+    """What export_csv writes, as pieces of text of `batch` subscribers each. Every piece
+    reads in its own short transaction, so a response can stream them from any thread."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    after = 0
+    while True:
+        with Session(engine) as session:
+            slugs = {d.id: d.slug for d in storage.all_digests(session)}
+            page = storage.subscriber_page(session, after, batch, status)
+            choices = storage.subscriptions_of_many(session, [s.id or 0 for s in page])
+            for subscriber in page:
+                writer.writerow(export_row(subscriber, choices.get(subscriber.id or 0, {}), slugs))
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(page) < batch:
+            return
+        after = page[-1].id or 0

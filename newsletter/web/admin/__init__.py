@@ -7,10 +7,12 @@ from fastapi import APIRouter
 from newsletter.web.admin import articles, dashboard, digests, login, runs, subscribers
 from newsletter.web.admin.common import Editor
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
-router.include_router(login.router)
-editors_only = APIRouter(dependencies=[Editor])
-for module in (dashboard, digests, runs, subscribers, articles):
+router = APIRouter(include_in_schema=False)
+router.include_router(login.router, prefix="/admin")
+# the dashboard's path is /admin itself, so it is included with the prefix here
+router.include_router(dashboard.router, prefix="/admin", dependencies=[Editor])
+editors_only = APIRouter(prefix="/admin", dependencies=[Editor])
+for module in (digests, runs, subscribers, articles):
     editors_only.include_router(module.router)
 router.include_router(editors_only)
 
