@@ -147,10 +147,16 @@ class SiteSettings:
     base_url: str = field(default="http://127.0.0.1:8000", metadata={"check": _http_url})
     language: str = field(default="en", metadata={"check": _language})
     timezone: str = field(default="Asia/Jakarta", metadata={"check": _timezone})
+    privacy_url: str = field(default="", metadata={"check": _optional_http_url})
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    access_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,7 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     security: SecuritySettings = SecuritySettings()
     admin: AdminSettings = AdminSettings()
+    server: ServerSettings = ServerSettings()
     relay: tuple[RelaySettings, ...] = ()
 
     @property

@@ -6,48 +6,52 @@
         print(outcome.name, outcome.report.summary() if outcome.report else outcome.error)
 
 validate.py and formats.py are pure (records and bytes in, ArticleInput out); sources.py
-reads files and URLs; service.py holds the use cases, the only part that stores anything.
+reads files and URLs; service.py holds the use cases (import, publish, listings) and
+editing.py the editors' tools (browse, create and edit articles, tags, authors): the only
+parts that store anything.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from newsletter.articles.service import (
+from newsletter.articles.editing import (
     MAX_LIMIT,
     ArticleState,
     AuthorCount,
-    ImportReport,
-    Listing,
     Page,
-    SourceOutcome,
-    TagCount,
-    author_listing,
     create_article,
     create_author,
     create_tag,
-    define_authors_and_tags,
-    delete,
     filter_choices,
     find_articles,
-    get_article,
     get_author,
     get_tag,
-    import_articles,
-    import_locations,
-    list_articles,
     list_authors,
     list_tags,
     load_article,
-    publish,
-    recent,
     state_of,
-    tag_listing,
-    tags_with_counts,
-    unpublish,
     update_article,
     update_author,
     update_tag,
+)
+from newsletter.articles.service import (
+    ImportReport,
+    Listing,
+    SourceOutcome,
+    TagCount,
+    author_listing,
+    define_authors_and_tags,
+    delete,
+    get_article,
+    import_articles,
+    import_locations,
+    list_articles,
+    publish,
+    recent,
+    tag_listing,
+    tags_with_counts,
+    unpublish,
 )
 from newsletter.articles.validate import (
     ArticleInput,

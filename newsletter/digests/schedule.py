@@ -61,6 +61,57 @@ def monthly(day: int, at: str) -> str:
     return f"{minute} {hour} {day} * *"
 
 
+WEEKDAY_NAMES = dict(
+    zip(
+        WEEKDAYS,
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        strict=True,
+    )
+)
+# the expressions daily, weekly and monthly write
+_DAILY = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* \*")
+_WEEKLY = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* (mon|tue|wed|thu|fri|sat|sun)")
+_MONTHLY = re.compile(r"(\d{1,2}) (\d{1,2}) (\d{1,2}) \* \*")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A cron expression of a shape daily, weekly or monthly write, read back."""
+
+    repeat: str  # daily | weekly | monthly
+    at: str  # HH:MM
+    weekday: str = ""  # mon to sun, when weekly
+    day: str = ""  # the day of the month as the expression writes it, when monthly
+
+
+def shape_of(cron: str) -> Shape | None:
+    """What daily, weekly or monthly would have made `cron` from; None for another shape
+    (a monthly day is not checked here: 29 to 31 read back too)."""
+    if m := _DAILY.fullmatch(cron):
+        return Shape("daily", _wall_time(m[2], m[1]))
+    if m := _WEEKLY.fullmatch(cron):
+        return Shape("weekly", _wall_time(m[2], m[1]), weekday=m[3])
+    if m := _MONTHLY.fullmatch(cron):
+        return Shape("monthly", _wall_time(m[2], m[1]), day=m[3])
+    return None
+
+
+def _wall_time(hour: str, minute: str) -> str:
+    return f"{int(hour):02d}:{int(minute):02d}"
+
+
+def in_words(cron: str) -> str:
+    """A schedule the way an editor says it, for the shapes the form writes; else the cron."""
+    shape = shape_of(cron)
+    if shape is None:
+        return f"cron: {cron}"
+    if shape.repeat == "daily":
+        return f"Every day at {shape.at}"
+    if shape.repeat == "weekly":
+        return f"Every {WEEKDAY_NAMES[shape.weekday]} at {shape.at}"
+    return f"Every month on day {int(shape.day)} at {shape.at}"
+
+
 @dataclass(frozen=True)
 class Schedule:
     cron: str

@@ -6,7 +6,7 @@ suppression, and bulk import and export.
     await service.subscribe("reader@example.org", digests=["digest"])
 
 addresses.py and eligibility.py are pure; bulk.py and csv_io.py move records in and out;
-service.py holds the use cases.
+service.py holds the use cases, directory.py those of the editors' lists and counts.
 """
 
 from newsletter.subscribers.addresses import normalize_email
@@ -18,25 +18,27 @@ from newsletter.subscribers.csv_io import (
     import_csv,
     import_csv_bytes,
 )
+from newsletter.subscribers.directory import (
+    DigestCount,
+    SubscriberCounts,
+    SubscriberPage,
+    SubscriberView,
+    SuppressionView,
+    add_new,
+    list_subscribers,
+    subscriber_counts,
+    subscriber_view,
+    suppress_address,
+)
 from newsletter.subscribers.eligibility import Purpose, may_mail
 from newsletter.subscribers.ratelimit import RateLimiter
 from newsletter.subscribers.service import (
     Choice,
-    DigestCount,
     Preferences,
-    SubscriberCounts,
-    SubscriberPage,
     Subscribers,
-    SubscriberView,
-    SuppressionView,
     add,
-    add_new,
     get_subscriber,
-    list_subscribers,
     remove,
-    subscriber_counts,
-    subscriber_view,
-    suppress_address,
 )
 from newsletter.subscribers.suppressions import mark, suppress, unsuppress
 

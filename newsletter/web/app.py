@@ -24,7 +24,17 @@ from newsletter.feeds.websub import Pinger
 from newsletter.mail import Mailer
 from newsletter.scheduler import DigestScheduler
 from newsletter.storage.retry import RETRY_AFTER, is_busy
-from newsletter.web import admin, api, digests, metrics, pages, subscriptions, webhooks
+from newsletter.web import (
+    admin,
+    api,
+    digests,
+    front,
+    metrics,
+    pages,
+    seo,
+    subscriptions,
+    webhooks,
+)
 from newsletter.web.admin.common import FormExpired, LoginRequired, login_redirect
 from newsletter.web.admin.login import LoginLimits
 from newsletter.web.api import errors as api_errors
@@ -144,7 +154,9 @@ def create_app(
     # body and header caps (413, 431) in front of every route; feeds read no body
     app.add_middleware(RequestLimits)
     # the OpenAPI schema documents the JSON API; pages, feeds and webhooks stay out of it
+    app.include_router(front.router, include_in_schema=False)
     app.include_router(pages.router, include_in_schema=False)
+    app.include_router(seo.router, include_in_schema=False)
     app.include_router(subscriptions.router)  # its pages say include_in_schema=False
     app.include_router(digests.router, include_in_schema=False)
     # POST /webhooks/{ses,mailgun,postmark,sendgrid}

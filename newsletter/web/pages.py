@@ -1,4 +1,5 @@
-"""HTML pages readers see: home, article, tags, tag and author pages, the OPML list."""
+"""HTML pages readers see: article, tags, tag and author pages, the OPML list (the front
+page, archive and search are in web.front)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from newsletter.feeds.cache import FeedCache
 from newsletter.feeds.specs import opml_document
 from newsletter.models import utcnow
 from newsletter.web import digests
-from newsletter.web.subscriptions import offer
-from newsletter.web.templating import form_page, render
+from newsletter.web.templating import render
 
 router = APIRouter()
 PAGE_ITEMS = 30
@@ -22,15 +22,6 @@ PAGE_ITEMS = 30
 @router.get("/healthz", include_in_schema=False)
 async def healthz() -> Response:
     return JSONResponse({"status": "ok"})
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    recent = await run_in_threadpool(
-        articles.recent, request.app.state.engine, PAGE_ITEMS, utcnow()
-    )
-    context = {"articles": recent, "feed_path": "/feed", **await offer(request)}
-    return form_page(request, "home.html", context)
 
 
 @router.get("/articles/{slug}", response_class=HTMLResponse)

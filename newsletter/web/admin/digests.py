@@ -4,7 +4,6 @@ refreshes what the Preview button would show."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from newsletter import articles
 from newsletter.digests import schedule
 from newsletter.digests.definitions import DigestInput
+from newsletter.digests.schedule import WEEKDAY_NAMES, in_words
 from newsletter.digests.service import DigestView
 from newsletter.errors import DeliveryError, DuplicateError, InvalidInputError, NotFoundError
 from newsletter.models import DEFAULT_SUBJECT, utcnow
@@ -24,16 +24,6 @@ from newsletter.web.admin.common import checked_form, page, redirect, services
 
 router = APIRouter()
 
-WEEKDAY_NAMES = dict(
-    zip(
-        schedule.WEEKDAYS,
-        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-        strict=True,
-    )
-)
-_DAILY = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* \*")
-_WEEKLY = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* (mon|tue|wed|thu|fri|sat|sun)")
-_MONTHLY = re.compile(r"(\d{1,2}) (\d{1,2}) (\d{1,2}) \* \*")
 # errors of the schedule helpers, shown beside the schedule as a whole
 _SCHEDULE_FIELDS = {"daily", "weekly", "monthly", "schedule"}
 
@@ -72,12 +62,12 @@ class DigestForm:
             template=view.template,
             skip_if_empty=view.skip_if_empty,
         )
-        if m := _DAILY.fullmatch(view.cron):
-            found.repeat, found.at = "daily", _hhmm(m[2], m[1])
-        elif m := _WEEKLY.fullmatch(view.cron):
-            found.repeat, found.at, found.weekday = "weekly", _hhmm(m[2], m[1]), m[3]
-        elif (m := _MONTHLY.fullmatch(view.cron)) and 1 <= int(m[3]) <= 28:
-            found.repeat, found.at, found.day = "monthly", _hhmm(m[2], m[1]), m[3]
+        shape = schedule.shape_of(view.cron)
+        # a monthly day outside 1 to 28, which the form does not offer, stays a cron expression
+        if shape is not None and (shape.repeat != "monthly" or 1 <= int(shape.day) <= 28):
+            found.repeat, found.at = shape.repeat, shape.at
+            found.weekday = shape.weekday or found.weekday
+            found.day = shape.day or found.day
         return found
 
     @classmethod
@@ -129,21 +119,6 @@ class DigestForm:
             template=self.template,
             skip_if_empty=self.skip_if_empty,
         )
-
-
-def _hhmm(hour: str, minute: str) -> str:
-    return f"{int(hour):02d}:{int(minute):02d}"
-
-
-def in_words(cron: str) -> str:
-    """A schedule the way an editor says it, for the shapes the form writes; else the cron."""
-    if m := _DAILY.fullmatch(cron):
-        return f"Every day at {_hhmm(m[2], m[1])}"
-    if m := _WEEKLY.fullmatch(cron):
-        return f"Every {WEEKDAY_NAMES[m[3]]} at {_hhmm(m[2], m[1])}"
-    if m := _MONTHLY.fullmatch(cron):
-        return f"Every month on day {int(m[3])} at {_hhmm(m[2], m[1])}"
-    return f"cron: {cron}"
 
 
 def _error_field(exc: InvalidInputError, form: DigestForm) -> str:

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from newsletter import subscribers
 from newsletter.errors import InvalidInputError
 from newsletter.models import SubscriberStatus, utcnow
-from newsletter.subscribers.service import SubscriberPage
+from newsletter.subscribers.directory import SubscriberPage
 from newsletter.web.admin.common import checked_form, page, redirect, services
 
 router = APIRouter()

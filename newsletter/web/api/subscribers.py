@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from newsletter import subscribers
 from newsletter.models import SubscriberStatus, utcnow
 from newsletter.services import Services
-from newsletter.subscribers.service import PAGE_MAX
+from newsletter.subscribers.directory import PAGE_MAX
 from newsletter.web.api.schemas import INVALID, NOT_FOUND, Problem, sent_in
 from newsletter.web.limits import MAX_BODY_BYTES
 
