@@ -187,3 +187,57 @@ def iri_to_uri(url: str) -> str:
     netloc = quote(userinfo, safe=_URI_SAFE) + at + host + colon + port
     rest = (quote(p, safe=_URI_SAFE) for p in (parts.path, parts.query, parts.fragment))
     return urlunsplit((parts.scheme, netloc, *rest))
+
+
+# ------------------------------------------------------ scripts, languages and word counts
+
+# Hangul syllables and jamo; Hiragana and Katakana (with their half-width and phonetic
+# extension forms); Han ideographs (unified, extension A, compatibility, the supplementary
+# planes of extensions B and beyond).
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff]")
+_KANA = re.compile("[\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# Scripts written without spaces between words: each character is read as about one word.
+_UNSPACED = re.compile(f"{_KANA.pattern}|{_HAN.pattern}")
+LANGUAGE_SAMPLE = 4000  # characters read to tell a text's script: the opening decides
+
+
+def script_language(text: str) -> str | None:
+    """The language code ("ko", "ja" or "zh") of `text` when it is mostly written in
+    Korean, Japanese or Chinese script, else None. Hangul means Korean (which may quote Han
+    characters), Hiragana or Katakana Japanese (written with Han characters too), Han
+    characters alone Chinese. "Mostly": a CJK character counts as two letters of another
+    script (an alphabet's word takes several) and they must outweigh the rest, so an
+    English headline quoting a Korean phrase stays English. Only the first
+    LANGUAGE_SAMPLE characters are read."""
+    sample = text[:LANGUAGE_SAMPLE]
+    hangul = len(_HANGUL.findall(sample))
+    kana = len(_KANA.findall(sample))
+    han = len(_HAN.findall(sample))
+    cjk = hangul + kana + han
+    if cjk == 0:
+        return None
+    others = sum(1 for char in sample if char.isalpha()) - cjk
+    if cjk * 2 <= others:
+        return None
+    if hangul > kana:
+        return "ko"
+    return "ja" if kana else "zh"
+
+
+def foreign_language(text: str, site_language: str) -> str | None:
+    """The language `script_language` finds in `text` when it is not the site's own (by
+    primary subtag: a "zh-TW" site writes Chinese already), else None: what a `lang`
+    attribute on the element holding `text` should say."""
+    found = script_language(text)
+    if found is None or found == site_language.split("-")[0].lower():
+        return None
+    return found
+
+
+def count_words(text: str) -> int:
+    """Words of plain text as reading time counts them: runs of letters or digits between
+    spaces, and each character of Chinese or Japanese (written without spaces) as one."""
+    unspaced = len(_UNSPACED.findall(text))
+    spaced = _UNSPACED.sub(" ", text).split()
+    return unspaced + sum(1 for token in spaced if any(char.isalnum() for char in token))

@@ -4,8 +4,6 @@ limits, logout) and bearer tokens on /api/v1."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +14,11 @@ from starlette.testclient import TestClient
 
 from newsletter.access import passwords
 from newsletter.cli import main
-from newsletter.config import AdminSettings, Settings
+from newsletter.config import Settings
 from newsletter.models import Scope
 from newsletter.web import create_app
 from newsletter.web.admin import session
-
-PASSWORD = "a long password 1"
+from tests.admin_helpers import PASSWORD, csrf, with_admin
 
 
 def _cli(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -100,7 +97,7 @@ def test_session_cookies_are_signed_and_expire() -> None:
 
 @pytest.fixture
 def admin_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, admin=AdminSettings("admin", PASSWORD))
+    return with_admin(settings)
 
 
 @pytest.fixture
@@ -110,15 +107,9 @@ def admin_client(admin_settings: Settings, engine: sa.Engine) -> Iterator[TestCl
         yield c
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
 def _login(client: TestClient, name: str, password: str, next_path: str = "/admin") -> object:
     form = client.get("/admin/login", params={"next": next_path})
-    data = {"csrf_token": _csrf(form.text), "username": name, "password": password}
+    data = {"csrf_token": csrf(form.text), "username": name, "password": password}
     return client.post("/admin/login", data={**data, "next": next_path}, follow_redirects=False)
 
 
@@ -139,7 +130,7 @@ def test_login_sets_a_strict_httponly_secure_cookie_and_logout_ends_it(
     logout_form = admin_client.get("/admin/runs")
     assert admin_client.post("/admin/logout", data={}).status_code == 403  # no CSRF token
     out = admin_client.post(
-        "/admin/logout", data={"csrf_token": _csrf(logout_form.text)}, follow_redirects=False
+        "/admin/logout", data={"csrf_token": csrf(logout_form.text)}, follow_redirects=False
     )
     assert out.status_code == 303 and out.headers["location"].startswith("/admin/login")
     after = admin_client.get("/admin/runs", follow_redirects=False)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner
 
 from newsletter.cli import main
 from tests.admin_helpers import PASSWORD
+from tests.browser_helpers import run_cli, serious_violations
 from tests.helpers import free_port, serving, write_jsonl
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -33,12 +33,6 @@ PAGES = (
 )
 
 
-def _cli(config: Path, env: Mapping[str, str], *args: str) -> str:
-    result = CliRunner().invoke(main, ["--config", str(config), *args], env=dict(env))
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def _seed(tmp_path: Path, env: Mapping[str, str]) -> Path:
     assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
     config = tmp_path / "config.toml"
@@ -55,22 +49,14 @@ def _seed(tmp_path: Path, env: Mapping[str, str]) -> Path:
         }
         for i in range(6)
     ]
-    _cli(config, env, "articles", "import", str(write_jsonl(tmp_path / "posts.jsonl", records)))
+    run_cli(config, env, "articles", "import", str(write_jsonl(tmp_path / "posts.jsonl", records)))
     rows = "email,name,status,digests\n" + "".join(
         f"reader{i}@example.org,Reader {i},active,digest\n" for i in range(5)
     )
     (tmp_path / "readers.csv").write_text(rows)
-    _cli(config, env, "subscribers", "import", str(tmp_path / "readers.csv"))
-    _cli(config, env, "digests", "send", "digest", "--background")  # run 1, left pending
+    run_cli(config, env, "subscribers", "import", str(tmp_path / "readers.csv"))
+    run_cli(config, env, "digests", "send", "digest", "--background")  # run 1, left pending
     return config
-
-
-def _serious(results: Any) -> list[str]:
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_admin_pages_pass_axe_and_fit_a_phone(tmp_path: Path, database_url: str) -> None:
@@ -102,7 +88,7 @@ def test_admin_pages_pass_axe_and_fit_a_phone(tmp_path: Path, database_url: str)
                 for path in PAGES:
                     answer = page.goto(base + path)
                     assert answer is not None and answer.status == 200, (path, answer)
-                    problems = _serious(axe.run(page))
+                    problems = serious_violations(axe.run(page))
                     sideways = page.evaluate(
                         "document.documentElement.scrollWidth - window.innerWidth"
                     )

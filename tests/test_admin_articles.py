@@ -3,7 +3,6 @@ forms, and the CSRF check on them."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,25 +14,18 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from newsletter import articles
-from newsletter.config import AdminSettings, Settings
+from newsletter.config import Settings
 from newsletter.web import create_app
+from tests.admin_helpers import PASSWORD, csrf, with_admin
 from tests.helpers import context
-
-PASSWORD = "a long password 1"
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 @pytest.fixture
 def admin(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
     """A browser logged in as the editor of [admin]."""
-    configured = dataclasses.replace(settings, admin=AdminSettings("admin", PASSWORD))
+    configured = with_admin(settings)
     with TestClient(create_app(configured, engine), base_url=settings.base_url) as client:
-        token = _csrf(client.get("/admin/login").text)
+        token = csrf(client.get("/admin/login").text)
         response = client.post(
             "/admin/login",
             data={"username": "admin", "password": PASSWORD, "csrf_token": token},
@@ -133,7 +125,7 @@ def test_publish_and_unpublish_through_the_forms(
     assert back
     response = admin.post(
         form.group(1),
-        data={"csrf_token": _csrf(listed), "back": unescape(back.group(1))},
+        data={"csrf_token": csrf(listed), "back": unescape(back.group(1))},
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -143,7 +135,7 @@ def test_publish_and_unpublish_through_the_forms(
     assert "“Unfinished piece” is published." in unescape(shown)
     assert admin.get("/articles/unfinished").status_code == 200
 
-    token = _csrf(shown)
+    token = csrf(shown)
     response = admin.post(
         "/admin/articles/unfinished/unpublish",
         data={"csrf_token": token, "back": "https://evil.example/"},

@@ -7,7 +7,6 @@ editor and a run page at desktop and phone widths go to screenshots/admin/."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,15 @@ from typing import Any
 from click.testing import CliRunner
 
 from newsletter.cli import main
+from tests.admin_helpers import PASSWORD
+from tests.browser_helpers import run_cli
 from tests.conftest import SmtpSink
 from tests.helpers import free_port, serving, write_jsonl
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
 SHOTS = Path(__file__).parents[1] / "screenshots" / "admin"
-PASSWORD = "a long password 1"
 READERS = [f"reader{i}@example.org" for i in range(1, 7)]
 WIDTHS = (1280, 390)
-
-
-def _cli(config: Path, env: Mapping[str, str], *args: str) -> str:
-    result = CliRunner().invoke(main, ["--config", str(config), *args], env=dict(env))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def _article(slug: str, title: str, tag: str, ago: timedelta) -> dict[str, Any]:
@@ -89,7 +83,7 @@ def test_editor_defines_previews_tests_sends_and_steers_runs_in_a_browser(
             _article("tariffs-rise", "Tariffs rise in Jakarta", "trade", timedelta(hours=2)),
         ],
     )
-    _cli(config, env, "articles", "import", str(posts))
+    run_cli(config, env, "articles", "import", str(posts))
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     with serving(config, env, port) as base, sync_playwright() as p:
@@ -137,7 +131,7 @@ def test_editor_defines_previews_tests_sends_and_steers_runs_in_a_browser(
             assert "Tariffs rise in Jakarta" in test.get_body(("plain",)).get_content()
 
             for address in READERS:
-                _cli(config, env, "subscribers", "add", address, "--digest", "asia-brief")
+                run_cli(config, env, "subscribers", "add", address, "--digest", "asia-brief")
             page.reload()
             page.get_by_role("link", name="Send now").click()
             expect(page.locator("#audience")).to_contain_text("6 people")
@@ -155,7 +149,7 @@ def test_editor_defines_previews_tests_sends_and_steers_runs_in_a_browser(
                 tmp_path / "more.jsonl",
                 [_article("ports-reopen", "Ports reopen", "trade", timedelta(0))],
             )
-            _cli(config, env, "articles", "import", str(more))
+            run_cli(config, env, "articles", "import", str(more))
             page.goto(base + "/admin/digests/asia-brief/send")
             page.get_by_role("button", name="Confirm: send to 6").click()
             expect(page.get_by_role("heading", name="Run 2")).to_be_visible()

@@ -4,7 +4,6 @@ send now behind its confirmation, and a run's progress, pause, resume and cancel
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -14,13 +13,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from newsletter.config import AdminSettings, Settings
+from newsletter.config import Settings
 from newsletter.mail import SmtpMailer
 from newsletter.web import create_app
+from tests.admin_helpers import PASSWORD, csrf, with_admin
 from tests.conftest import SmtpSink
 from tests.digest_helpers import html_of, post, reader, text_of
-
-PASSWORD = "a long password 1"
 
 
 @pytest.fixture
@@ -29,7 +27,7 @@ def admin(
 ) -> Iterator[TestClient]:
     """A logged-in editor's browser on an app that mails through the SMTP sink, with posts
     on two tags from the last hours and three readers of the default digest."""
-    cfg = dataclasses.replace(settings, admin=AdminSettings("admin", PASSWORD))
+    cfg = with_admin(settings)
     mailer = SmtpMailer("127.0.0.1", smtp_sink[1], "none", pool_size=2, timeout=5)
     now = datetime.now(UTC)
     post(engine, cfg, "tariffs-rise", now - timedelta(hours=2), ["trade"], title="Tariffs rise")
@@ -41,21 +39,15 @@ def admin(
         form = client.get("/admin/login")
         answer = client.post(
             "/admin/login",
-            data={"csrf_token": _csrf(form.text), "username": "admin", "password": PASSWORD},
+            data={"csrf_token": csrf(form.text), "username": "admin", "password": PASSWORD},
             follow_redirects=False,
         )
         assert answer.status_code == 303
         yield client
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
 def _post(client: TestClient, path: str, data: dict[str, object], page: str = "") -> object:
-    token = _csrf(page or client.get("/admin/digests").text)
+    token = csrf(page or client.get("/admin/digests").text)
     return client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
 
 

@@ -4,7 +4,6 @@ forms, CSV import with its report, export."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import UTC
@@ -15,12 +14,11 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from newsletter import subscribers
-from newsletter.config import AdminSettings, Settings
+from newsletter.config import Settings
 from newsletter.digests.definitions import DigestInput
 from newsletter.models import utcnow
 from newsletter.web import create_app
-
-PASSWORD = "a long password 1"
+from tests.admin_helpers import PASSWORD, with_admin
 
 
 class Page(HTMLParser):
@@ -71,7 +69,7 @@ class Page(HTMLParser):
 @pytest.fixture
 def admin(settings: Settings, engine: sa.Engine) -> Iterator[TestClient]:
     """A browser logged in as the [admin] account."""
-    configured = dataclasses.replace(settings, admin=AdminSettings("admin", PASSWORD))
+    configured = with_admin(settings)
     with TestClient(create_app(configured, engine), base_url=settings.base_url) as client:
         token = Page(client.get("/admin/login").text).value("csrf_token")
         answer = client.post(

@@ -9,11 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from newsletter.cli import main
+from tests.admin_helpers import PASSWORD
 from tests.helpers import free_port, serving
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
 SCREENSHOTS = Path(__file__).parents[1] / "screenshots" / "admin"
-PASSWORD = "a long password 1"
 CSV = (
     "email,name,status,digests\n"
     "siti.rahma@kompas.example,Siti Rahmawati,active,digest\n"

@@ -66,7 +66,7 @@ def test_reader_subscribes_confirms_and_chooses_topics_in_a_browser(
         try:
             page = browser.new_page()
             page.goto(base + "/")
-            expect(page.get_by_role("heading", name="Recent Posts")).to_be_visible()
+            expect(page.get_by_role("heading", name="Latest stories")).to_be_visible()
             form = page.locator("form.subscribe")
             form.get_by_label("Email address").fill("Browser.Reader@Example.org")
             form.get_by_label("Name (optional)").fill("Dewi")

@@ -277,7 +277,7 @@ def test_feeds_parse_without_errors(
             if fmt == "atom":
                 assert "updated_parsed" in entry, what
                 assert _timestamp(entry.updated_parsed) == _updated(record).timestamp(), what
-            else:  # RSS 2.0 items have no update time; feedparser stands pubDate in
+            else:  # RSS items carry atom:updated, which feedparser reads as updated
                 assert entry.get("updated_parsed") is not None, what
             if record.author:
                 assert entry.get("author") == corpus.author_names[record.author.slug], what
@@ -391,3 +391,21 @@ def test_w3c_feed_validator(big_client: TestClient, corpus: Corpus) -> None:
                 ]
                 problems.append(f"{feed.url}.{fmt}:\n" + "\n".join(lines))
     assert not problems, "\n\n".join(problems)
+
+
+def test_rss_items_carry_their_update_time(client: TestClient, corpus: Corpus) -> None:
+    """Each RSS item says when it last changed (atom:updated, as the Atom entry does), even
+    when that is its publication time; feedparser reads it as the entry's `updated`."""
+    for feed in _feeds(client):
+        rss = _get(client, feed, "rss")
+        atom = feedparser.parse(_get(client, feed, "atom"))
+        parsed = feedparser.parse(rss)
+        items = etree.fromstring(rss, etree.XMLParser(recover=False)).findall("channel/item")
+        assert len(items) == len(parsed.entries) == len(atom.entries), feed
+        for item, entry, atom_entry in zip(items, parsed.entries, atom.entries, strict=True):
+            what = f"{feed.url}.rss {entry.id!r}"
+            assert len(item.findall(f"{ATOM}updated")) == 1, what
+            record = corpus.guids[entry.id]
+            assert _timestamp(entry.get("updated_parsed")) == _updated(record).timestamp(), what
+            assert entry.updated == atom_entry.updated, what  # the same text in both formats
+            assert _timestamp(entry.published_parsed) <= _timestamp(entry.updated_parsed), what

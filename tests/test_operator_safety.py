@@ -134,7 +134,7 @@ def test_export_shortens_a_stored_slug_too_long_for_a_file_name_and_says_so(
     out = tmp_path / "public"
     report = export.build(stocked, settings, out, datetime.now(UTC))
     assert report.errors == []
-    assert report.written == 19  # 6 feeds x 3 formats + OPML
+    assert report.written == 20  # 6 feeds x 3 formats + OPML + feed.xsl
     assert len(report.notices) == 3
     assert all(long_slug in notice and "255 bytes" in notice for notice in report.notices)
     shortened = [p for p in (out / "tags").iterdir() if p.name.startswith("가")]
@@ -143,7 +143,7 @@ def test_export_shortens_a_stored_slug_too_long_for_a_file_name_and_says_so(
     assert {p.name for p in shortened[0].iterdir()} == {"feed.rss", "feed.atom", "feed.json"}
     assert (out / "tags" / "north-korea" / "feed.rss").is_file()
     again = export.build(stocked, settings, out, datetime.now(UTC))
-    assert (again.written, again.unchanged) == (0, 19)
+    assert (again.written, again.unchanged) == (0, 20)
 
 
 def test_export_does_not_follow_a_symlink_planted_at_the_temporary_name(
@@ -172,7 +172,7 @@ def test_one_unwritable_file_does_not_stop_the_others(
     report = export.build(stocked, settings, out, datetime.now(UTC))
     assert len(report.errors) == 1
     assert str(report.errors[0]).startswith("tags/trade/feed.rss: ")
-    assert report.written == 18
+    assert report.written == 19
     assert (out / "tags" / "trade" / "feed.atom").is_file()
     assert (out / "tags" / "north-korea" / "feed.rss").is_file()
     assert (out / "feeds.opml").is_file()
@@ -182,7 +182,7 @@ def test_one_unwritable_file_does_not_stop_the_others(
     result = cli(tmp_path / "config.toml", "feeds", "build", str(out), env=env)
     assert result.exit_code == 1, result.output
     assert f"error: {blocked}: " in result.output
-    assert "0 written, 18 unchanged, 1 failed" in result.output
+    assert "0 written, 19 unchanged, 1 failed" in result.output
 
 
 def test_an_export_folder_that_cannot_be_written_is_a_clear_error(

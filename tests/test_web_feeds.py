@@ -7,26 +7,28 @@ import asyncio
 import dataclasses
 import gzip
 import json
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urljoin
 
 import feedparser
 import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from lxml import etree
 from starlette.testclient import TestClient
 
-from newsletter import articles
+from newsletter import articles, storage
 from newsletter.cli import main
 from newsletter.config import FeedsSettings, Settings
 from newsletter.feeds import export
@@ -108,7 +110,8 @@ def test_feed_readers_read_every_format_over_http(tmp_path: Path, database_url: 
                 assert parsed.entries
                 for entry in parsed.entries:
                     assert entry.id
-                    assert entry.link.startswith("http://127.0.0.1:8000/articles/")
+                    # the default base_url: links use the address serve is bound to
+                    assert entry.link.startswith(f"{base}/articles/")
                     assert entry.published_parsed and entry.updated_parsed
                     assert entry.author
                     assert entry.tags
@@ -286,6 +289,37 @@ def test_a_change_touches_exactly_the_feeds_it_concerns(
     assert "Story 3" not in client.get("/authors/budi/feed.json").text
 
 
+def test_a_change_stays_pending_while_another_thread_is_still_reading(
+    client: TestClient, stocked: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed poller may be half-way through a refresh when a request arrives: a change
+    this process committed must count as pending until a refresh that read after it ends,
+    or the request would take the old versions for current and serve a stale feed."""
+    cache = client.app.cache  # type: ignore[attr-defined]
+    cache.refresh()
+    articles.unpublish(stocked, "story-3", datetime.now(UTC))
+    assert cache.needs_refresh()
+    reading, go_on = threading.Event(), threading.Event()
+    real = storage.global_version
+
+    def slow_read(session: Any) -> int:
+        reading.set()
+        assert go_on.wait(10)
+        return real(session)
+
+    monkeypatch.setattr(storage, "global_version", slow_read)
+    poller = threading.Thread(target=cache.refresh)
+    poller.start()
+    try:
+        assert reading.wait(10)
+        assert cache.needs_refresh()  # the poller's read has not finished
+    finally:
+        go_on.set()
+        poller.join(10)
+    assert not cache.needs_refresh()
+    assert "Story 3" not in client.get("/tags/north-korea/feed.atom").text
+
+
 def test_scheduled_article_joins_its_feeds_when_its_time_comes(
     client: TestClient, stocked: sa.Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -372,18 +406,18 @@ def test_static_export_rewrites_only_what_changed(
 ) -> None:
     out = tmp_path / "public"
     first = export.build(stocked, settings, out, datetime.now(UTC))
-    assert first.written == 16 and first.unchanged == 0  # 5 feeds x 3 formats + OPML
+    assert first.written == 17 and first.unchanged == 0  # 5 feeds x 3 formats + OPML, feed.xsl
     for path in FEEDS:
         assert (out / path.lstrip("/")).read_bytes() == client.get(path).content
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
     second = export.build(stocked, settings, out, datetime.now(UTC))
-    assert (second.written, second.unchanged) == (0, 16)
+    assert (second.written, second.unchanged) == (0, 17)
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
     store(stocked, settings, record(5, tags=["Trade"], author={"name": "Mei", "slug": "mei"}))
     third = export.build(stocked, settings, out, datetime.now(UTC))
-    assert third.written == 9  # site, Trade and Mei in three formats each
+    assert third.written == 10  # site, Trade and Mei in three formats each, and the OPML date
 
 
 def test_feeds_build_command(tmp_path: Path, database_url: str) -> None:
@@ -611,3 +645,153 @@ def test_if_modified_since_never_hides_a_change_made_in_the_same_second(
         "/tags/trade/feed.atom", headers={"If-Modified-Since": second.headers["last-modified"]}
     )
     assert again.status_code == 304
+
+
+# ----------------------------------------------------------------------------- browser view
+
+# what Chromium sends when it opens a URL, and what feedparser sends
+BROWSER_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
+READER_ACCEPT = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,application/x-netcdf,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1"
+)
+STYLESHEET_PI = re.compile(
+    rb'^<\?xml [^\n]*\?>\n<\?xml-stylesheet type="text/xsl" href="([^"]+)"\?>\n<'
+)
+
+
+def test_feed_xsl_is_served_with_its_type_and_caching_headers(
+    client: TestClient, stocked: sa.Engine
+) -> None:
+    response = client.get("/feed.xsl")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/xsl; charset=utf-8"
+    assert response.headers["cache-control"] == "public, max-age=3600"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    etag = response.headers["etag"]
+    assert etag.startswith('W/"')
+    etree.XSLT(etree.fromstring(response.content))  # a stylesheet lxml accepts
+
+    again = client.get("/feed.xsl", headers={"If-None-Match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    assert again.headers["etag"] == etag
+    head = client.head("/feed.xsl", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(response.content))
+    zipped = client.get("/feed.xsl", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == response.content
+    assert client.post("/feed.xsl").status_code == 405
+
+
+def test_rss_and_atom_name_the_stylesheet_and_json_does_not(
+    client: TestClient, stocked: sa.Engine
+) -> None:
+    for path in FEEDS:
+        body = client.get(path).content
+        if path.endswith(".json"):
+            assert b"xml-stylesheet" not in json.dumps(json.loads(body)).encode()
+            continue
+        match = STYLESHEET_PI.match(body)
+        assert match, path
+        # relative to the feed: the same origin (browsers insist) wherever the feed is served
+        href = match.group(1).decode()
+        assert urljoin(f"http://news.test{path}", href) == "http://news.test/feed.xsl", path
+        # strict parsers and feed readers read past the instruction
+        etree.fromstring(body, etree.XMLParser(recover=False, resolve_entities=False))
+        parsed = feedparser.parse(body)
+        assert parsed.bozo == 0 and parsed.entries, path
+
+
+def test_a_browser_gets_the_same_feed_as_xml_and_readers_the_feed_type(
+    client: TestClient, stocked: sa.Engine
+) -> None:
+    feed_types = {
+        "rss": "application/rss+xml; charset=utf-8",
+        "atom": "application/atom+xml; charset=utf-8",
+        "json": "application/feed+json; charset=utf-8",
+    }
+    for path in FEEDS:
+        fmt = path.rsplit(".", 1)[1]
+        reader = client.get(path, headers={"Accept": READER_ACCEPT})
+        anything = client.get(path, headers={"Accept": "*/*"})
+        browser = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+        assert reader.headers["content-type"] == feed_types[fmt], path
+        assert anything.headers["content-type"] == feed_types[fmt], path
+        assert reader.content == anything.content == browser.content, path
+        if fmt == "json":  # JSON Feed is unchanged: no browser view
+            assert browser.headers["content-type"] == feed_types[fmt]
+            assert browser.headers["etag"] == reader.headers["etag"]
+            continue
+        assert browser.headers["content-type"] == "application/xml; charset=utf-8", path
+        assert "Accept" in [v.strip() for v in reader.headers["vary"].split(",")], path
+        assert browser.headers["etag"] != reader.headers["etag"]  # two representations
+        for response, accept in ((browser, BROWSER_ACCEPT), (reader, READER_ACCEPT)):
+            etag = response.headers["etag"]
+            revalidated = client.get(path, headers={"Accept": accept, "If-None-Match": etag})
+            assert revalidated.status_code == 304
+            assert revalidated.headers["etag"] == etag
+
+
+def test_the_stylesheet_shows_served_feeds_as_pages(client: TestClient, stocked: sa.Engine) -> None:
+    transform = etree.XSLT(etree.fromstring(client.get("/feed.xsl").content))
+    for path in ("/feed.rss", "/tags/trade/feed.atom", "/authors/budi/feed.rss"):
+        parsed = feedparser.parse(client.get(path).content)
+        page = str(transform(etree.fromstring(client.get(path).content)))
+        document = etree.HTML(page)
+        assert document.get("lang") == "en"
+        assert document.findtext(".//h1") == parsed.feed.title
+        assert document.findtext(".//code") == f"http://news.test{path}"
+        links = document.findall(".//ol[@class='posts']/li/h3/a")
+        assert [(a.text, a.get("href")) for a in links] == [
+            (entry.title, entry.link) for entry in parsed.entries
+        ]
+        assert document.find(".//a[@class='name']").get("href") == "http://news.test/"  # type: ignore[union-attr]
+
+
+def test_static_export_writes_the_stylesheet_where_the_feeds_find_it(
+    client: TestClient, stocked: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "public"
+    export.build(stocked, settings, out, datetime.now(UTC))
+    assert (out / "feed.xsl").read_bytes() == client.get("/feed.xsl").content
+    for feed in ("feed.rss", "tags/trade/feed.atom", "authors/mei/feed.rss"):
+        match = STYLESHEET_PI.match((out / feed).read_bytes())
+        assert match, feed
+        assert ((out / feed).parent / match.group(1).decode()).resolve() == out / "feed.xsl"
+    again = export.build(stocked, settings, out, datetime.now(UTC))
+    assert again.written == 0
+
+
+# ----------------------------------------------------------------------------- OPML date
+
+
+def _opml_created(client: TestClient) -> datetime:
+    text = ET.fromstring(client.get("/feeds.opml").content).findtext("head/dateCreated")
+    assert text is not None and re.fullmatch(
+        r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+        r" \d{4} \d\d:\d\d:\d\d GMT",
+        text,
+    ), text
+    return parsedate_to_datetime(text)
+
+
+def test_opml_date_created_is_the_newest_feed_change(
+    client: TestClient, stocked: sa.Engine, settings: Settings
+) -> None:
+    with stocked.connect() as conn:
+        newest = conn.execute(
+            sa.text("SELECT max(changed_at) FROM feed_version WHERE key != '*'")
+        ).scalar_one()
+    newest = newest if isinstance(newest, datetime) else datetime.fromisoformat(newest)
+    created = _opml_created(client)
+    assert created == newest.replace(tzinfo=UTC, microsecond=0)
+    assert created > datetime(2000, 1, 2, tzinfo=UTC)
+
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    parsed = [articles.validate(record(9, tags=["Trade"]), "test#9", context(settings))]
+    articles.import_articles(stocked, parsed, base_url=settings.base_url, now=later)
+    assert _opml_created(client) == later.replace(microsecond=0)

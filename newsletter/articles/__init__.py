@@ -108,6 +108,44 @@ __all__ = [
     "validate",
 ]
 
+# issue 12: what readers browse (the front page, the archive by month, search), and what
+# goes around an article on its page, and the site map
+from newsletter.articles.reading import (
+    ArchiveYear,
+    FrontPage,
+    MonthCount,
+    MonthPage,
+    SearchResults,
+    StoryPage,
+    archive_months,
+    front_page,
+    month_page,
+    search,
+)
+from newsletter.articles.related import (
+    ArticlePage,
+    SiteMap,
+    article_page,
+    news_map,
+    reading_minutes,
+    site_map,
+)
+
+__all__ += ["ArticlePage", "SiteMap", "article_page", "news_map", "reading_minutes", "site_map"]
+
+__all__ += [
+    "ArchiveYear",
+    "FrontPage",
+    "MonthCount",
+    "MonthPage",
+    "SearchResults",
+    "StoryPage",
+    "archive_months",
+    "front_page",
+    "month_page",
+    "search",
+]
+
 if TYPE_CHECKING:
     from newsletter.articles.formats import Source, read
     from newsletter.articles.sources import open_source

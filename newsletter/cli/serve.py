@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from newsletter import demo
 from newsletter.cli.common import (
+    EXIT_FAILED,
     command,
     engine,
     is_sqlite,
@@ -22,6 +25,9 @@ from newsletter.cli.common import (
 )
 from newsletter.scheduler import work
 from newsletter.web.bounds import HEAD_TIMEOUT, MAX_HEAD_BYTES
+
+if TYPE_CHECKING:  # the web stack is imported when `serve` runs, not with every command
+    from starlette.types import Receive, Scope, Send
 
 worker_option = click.option(
     "--worker/--no-worker",
@@ -83,6 +89,12 @@ def demo_command() -> None:
     help="Proxy addresses trusted for X-Forwarded-For/-Proto, comma-separated, or '*' "
     "[default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1].",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="Log every request (client, request line, status) on stderr "
+    "[default: [server] access_log, else off].",
+)
 def serve(
     host: str,
     port: int,
@@ -93,22 +105,29 @@ def serve(
     timeout_keep_alive: int,
     header_timeout: float,
     forwarded_allow_ips: str | None,
+    access_log: bool | None,
 ) -> None:
-    """Run the HTTP service (migrates the database first), with the digest scheduler."""
+    """Run the HTTP service (migrates the database first), with the digest scheduler.
+
+    Links (pages, feeds, OPML, emails) start with [site] base_url; left at its default,
+    they use the address served here (--host, --port) instead."""
     import uvicorn
 
     from newsletter.web import create_app
+    from newsletter.web.access_log import log_config
     from newsletter.web.limits import server_protocol
+    from newsletter.web.origin import HostCheck, serving_base_url, with_base_url
 
-    app = create_app(settings(), run_scheduler=scheduler, run_worker=worker)
-    click.echo(f"serving on http://{host}:{port}", err=True)
-    # no access log and no Server header: both cost time on every feed request
-    uvicorn.run(
-        app,
+    cfg = settings()
+    logged = cfg.server.access_log if access_log is None else access_log
+    config = uvicorn.Config(
+        _not_yet_built,
         host=host,
         port=port,
         log_level="info",
-        access_log=False,
+        log_config=log_config(logged),
+        access_log=logged,
+        # no Server header: it costs time on every feed request and tells nobody anything
         server_header=False,
         # bounded request heads, read in bounded time (newsletter.web.limits; issue #9)
         http=server_protocol(header_timeout, MAX_HEAD_BYTES),
@@ -118,6 +137,33 @@ def serve(
         timeout_keep_alive=timeout_keep_alive,
         forwarded_allow_ips=forwarded_allow_ips,
     )
+    # --port 0 lets the system choose: bound first, so that links can name the port;
+    # otherwise the app (and the database it migrates) comes first, as a wrong setting
+    # should stop the command before it takes a port
+    sock = config.bind_socket() if port == 0 else None
+    if sock is not None:
+        port = int(sock.getsockname()[1])
+    base = serving_base_url(cfg, host, port)
+    try:
+        app = create_app(with_base_url(cfg, base.url), run_scheduler=scheduler, run_worker=worker)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    config.app = HostCheck(app, base.url)
+    sock = sock or config.bind_socket()
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving on http://{shown}:{port}; {base.describe()}", err=True)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(EXIT_FAILED)
+
+
+async def _not_yet_built(scope: Scope, receive: Receive, send: Send) -> None:
+    """Stands in for the app until the socket is bound (uvicorn wants one up front)."""
+    raise RuntimeError("the application was not built")
 
 
 @command(main, "scheduler")

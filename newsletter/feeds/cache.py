@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -98,9 +99,15 @@ class FeedCache:
         self._seen = -1
         self._next_due: datetime | None = None
         self._lock = threading.Lock()
-        self._dirty = threading.Event()  # set after a change made in this process
+        # Changes committed in this process are counted; the cache is behind while the
+        # count is ahead of the count a finished refresh covered. A flag cleared when a
+        # refresh starts would let a request, arriving while another thread's refresh
+        # still reads, take the old versions for current and serve a feed one change old.
+        self._notified = itertools.count(1)
+        self._changes_seen = 0  # changes committed here (the last value taken)
+        self._changes_covered = 0  # changes a finished refresh has read
         self._changes: set[str] = set()  # changed keys not yet handed to take_changes
-        invalidation.on_change(engine, self._dirty.set)
+        invalidation.on_change(engine, self._note_change)
 
     # ------------------------------------------------------------------ lookups (no I/O)
 
@@ -109,7 +116,7 @@ class FeedCache:
 
     def cached(self, ref: FeedRef, fmt: str) -> Rendered | None:
         """The rendering of the feed's current version, if there is one in memory."""
-        if self._dirty.is_set():
+        if self._behind():
             return None  # a change in this process: the caller refreshes first
         entry = self._entries.get((ref.key, fmt))
         if entry is not None and entry.version == self._version_of(ref.key)[0]:
@@ -118,10 +125,17 @@ class FeedCache:
 
     def is_current(self, key: str, entry: Rendered) -> bool:
         """Whether `entry` still is the feed's current version (no I/O)."""
-        return not self._dirty.is_set() and entry.version == self._versions.get(key, _NONE)[0]
+        return not self._behind() and entry.version == self._versions.get(key, _NONE)[0]
 
     def needs_refresh(self) -> bool:
-        return self._dirty.is_set()
+        return self._behind()
+
+    def _note_change(self) -> None:
+        # next() of itertools.count is atomic: commits may come from any thread
+        self._changes_seen = next(self._notified)
+
+    def _behind(self) -> bool:
+        return self._changes_seen > self._changes_covered
 
     def _version_of(self, key: str) -> tuple[int, datetime]:
         return self._versions.get(key, _NONE)
@@ -132,26 +146,28 @@ class FeedCache:
         """Learn what changed since the last call; returns the keys of changed feeds.
         Cheap when nothing did: one primary-key read."""
         now = now or utcnow()
-        with self._lock:
-            self._dirty.clear()
-            with Session(self.engine) as session:
-                if self._next_due is not None and self._next_due <= now:
-                    self._publish_due(session, now)
-                current = storage.global_version(session)
-                if current == self._seen:
-                    return set()
-                changed = storage.versions_since(session, max(self._seen, 0))
-                if self._seen < 0:  # first load: nothing counts as a change
-                    changed_keys: set[str] = set()
-                else:
-                    changed_keys = {row.key for row in changed}
-                for row in changed:
-                    self._versions[row.key] = (row.version, row.changed_at)
-                self._changes |= changed_keys
-                self._load_refs(session)
-                self._next_due = storage.next_scheduled(session, now)
-                self._seen = current
-                return changed_keys
+        with self._lock, Session(self.engine) as session:
+            if self._next_due is not None and self._next_due <= now:
+                self._publish_due(session, now)
+            # every change committed before this read is covered by it
+            covering = self._changes_seen
+            current = storage.global_version(session)
+            if current == self._seen:
+                self._changes_covered = max(self._changes_covered, covering)
+                return set()
+            changed = storage.versions_since(session, max(self._seen, 0))
+            if self._seen < 0:  # first load: nothing counts as a change
+                changed_keys: set[str] = set()
+            else:
+                changed_keys = {row.key for row in changed}
+            for row in changed:
+                self._versions[row.key] = (row.version, row.changed_at)
+            self._changes |= changed_keys
+            self._load_refs(session)
+            self._next_due = storage.next_scheduled(session, now)
+            self._seen = current
+            self._changes_covered = max(self._changes_covered, covering)
+            return changed_keys
 
     def _publish_due(self, session: Session, now: datetime) -> None:
         """Articles whose scheduled time has come change their feeds now."""
@@ -160,28 +176,32 @@ class FeedCache:
         for article in storage.published_between(session, self._next_due, now):
             keys |= invalidation.keys_of_article(session, article)
         invalidation.stamp(session, keys, now)
-        session.commit()
-        self._dirty.clear()  # our own change; the version read below covers it
+        session.commit()  # our own change: the version read after this covers it
         self._next_due = None
 
     def _load_refs(self, session: Session) -> None:
+        """The feeds that exist, each with its version's time (the versions are read first)."""
+        site = invalidation.SITE_KEY
         refs: dict[tuple[str, str], FeedRef] = {
-            ("site", ""): FeedRef(invalidation.SITE_KEY, "site", "", "", "", None)
+            ("site", ""): FeedRef(site, "site", "", "", "", None, self._version_of(site)[1])
         }
         for tag in storage.all_tags(session):
             assert tag.id is not None
+            key = invalidation.tag_key(tag.id)
             refs[("tag", tag.slug)] = FeedRef(
-                invalidation.tag_key(tag.id), "tag", tag.slug, tag.name, tag.description, tag.id
+                key, "tag", tag.slug, tag.name, tag.description, tag.id, self._version_of(key)[1]
             )
         for author in storage.all_authors(session):
             assert author.id is not None
+            key = invalidation.author_key(author.id)
             refs[("author", author.slug)] = FeedRef(
-                invalidation.author_key(author.id),
+                key,
                 "author",
                 author.slug,
                 author.name,
                 author.bio,
                 author.id,
+                self._version_of(key)[1],
             )
         self._refs = refs
 

@@ -1,4 +1,5 @@
-"""Static export: every feed and the OPML list as files for nginx or a CDN.
+"""Static export: every feed, the OPML list and the feeds' browser stylesheet (feed.xsl, which
+the RSS and Atom feeds name relative to themselves) as files for nginx or a CDN.
 
 Files whose bytes would not change are left alone (their mtime too), so a CDN sync or an
 rsync after `newsletter feeds build` moves only what changed.
@@ -26,8 +27,9 @@ import sqlalchemy as sa
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.feeds.cache import FeedCache
-from newsletter.feeds.render import FORMATS
+from newsletter.feeds.render import FORMATS, STYLESHEET
 from newsletter.feeds.specs import opml_document
+from newsletter.feeds.stylesheet import stylesheet
 
 NAME_MAX = 255  # bytes in one file name on ext4, XFS, btrfs, APFS and most others
 
@@ -121,14 +123,17 @@ def _write(target: Path, body: bytes) -> None:
 
 
 def build(engine: sa.Engine, settings: Settings, outdir: Path, now: datetime) -> ExportReport:
-    """Write every feed and feeds.opml under `outdir`. A file that cannot be written is
+    """Write every feed, feeds.opml and feed.xsl under `outdir`. A file that cannot be written is
     reported in `errors` and the others are still written; OutputFolderError when `outdir`
     itself cannot be written to (then nothing is rendered)."""
     check_outdir(outdir)
     cache = FeedCache(engine, settings)
     cache.refresh(now)
     report = ExportReport()
-    files: dict[str, bytes] = {"feeds.opml": opml_document(settings, cache.all_refs())}
+    files: dict[str, bytes] = {
+        "feeds.opml": opml_document(settings, cache.all_refs()),
+        STYLESHEET: stylesheet(settings),
+    }
     for ref in cache.all_refs():
         spec = cache.spec(ref)
         for fmt in FORMATS:

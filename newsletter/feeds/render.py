@@ -18,6 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -39,6 +40,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+STYLESHEET = "feed.xsl"  # at the site's root, beside /feed.rss; see web/feeds.py
 _GUID_NAMESPACE = uuid.UUID("6f1c3f6e-2d0b-5b8e-9a57-7c1d0e4e1a10")
 
 
@@ -58,6 +60,12 @@ class FeedSpec:
 
     def url(self, fmt: str) -> str:
         return f"{self.base_url}{self.feed_path}.{fmt}"
+
+    def stylesheet_href(self) -> str:
+        """The browser stylesheet relative to the feed's own URL ("feed.xsl",
+        "../../feed.xsl"): browsers apply XSLT from the feed's origin only, so a feed
+        served from another host or under a path prefix (a CDN copy) still finds it."""
+        return "../" * (self.feed_path.count("/") - 1) + STYLESHEET
 
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
@@ -107,7 +115,19 @@ def render(
     # The RSS Best Practices Profile (and the W3C validator with it) asks for "&" and "<" in
     # text to be written as hexadecimal references, so that readers never mistake escaped
     # text for markup. Same characters after parsing; applies to every element alike.
-    return out.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+    out = out.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+    return _with_stylesheet(out, spec.stylesheet_href())
+
+
+def _with_stylesheet(document: bytes, href: str) -> bytes:
+    """`document` with an xml-stylesheet instruction after its XML declaration: a browser
+    opening the feed shows it as a page; feed readers ignore processing instructions.
+    (feedgen serializes the root element alone, so lxml cannot add it before the root.)"""
+    declaration, _, rest = document.partition(b"\n")
+    if not declaration.startswith(b"<?xml "):
+        raise ValueError("feedgen output without an XML declaration")
+    instruction = f'<?xml-stylesheet type="text/xsl" href={quoteattr(href)}?>'.encode()
+    return declaration + b"\n" + instruction + b"\n" + rest
 
 
 # ----------------------------------------------------------------------------- feedgen
@@ -135,12 +155,14 @@ class _FeedExtras(BaseExtension):  # type: ignore[misc]
 
 class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """Entry-level output feedgen gets wrong or lacks: Atom links with their attributes,
-    dc:creator (RSS <author> must be an email address), media:content for the image."""
+    dc:creator (RSS <author> must be an email address), media:content for the image, and
+    the update time of RSS items (atom:updated, as the Atom entry's <updated>)."""
 
     def __init__(self) -> None:
         self.link: str = ""
         self.author: str | None = None
         self.image: str | None = None
+        self.updated: datetime | None = None
 
     def _media(self, parent: Any) -> None:
         if self.image:
@@ -153,6 +175,11 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         if self.author:
             etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.author
         self._media(item)
+        if self.updated:
+            # RSS 2.0 has no update time. Always written, equal to pubDate when the article
+            # never changed, as Atom's required <updated> and JSON Feed's date_modified are
+            # here: every format says the same, and readers comparing it see no change.
+            etree.SubElement(item, f"{{{ATOM_NS}}}updated").text = self.updated.isoformat()
         return item
 
     def extend_atom(self, entry: Any) -> Any:
@@ -245,6 +272,7 @@ def _build(
         extras.link = link
         extras.author = xml_safe(article.author.name) if article.author else None
         extras.image = article.image
+        extras.updated = _updated(article)
     return fg
 
 
@@ -296,12 +324,14 @@ def _rfc3339(value: datetime) -> str:
 
 
 def opml(title: str, outlines: list[tuple[str, str, str]], created: datetime = EPOCH) -> bytes:
-    """An OPML 2.0 list of feeds: (title, feed URL, page URL) each."""
+    """An OPML 2.0 list of feeds: (title, feed URL, page URL) each; dateCreated is `created`
+    in RFC 822 form, as OPML 2.0 asks (English names whatever the locale)."""
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
         f"<head><title>{escape(xml_safe(title))}</title>"
-        f"<dateCreated>{created.strftime('%a, %d %b %Y %H:%M:%S GMT')}</dateCreated></head>",
+        f"<dateCreated>{format_datetime(created.astimezone(UTC), usegmt=True)}</dateCreated>"
+        "</head>",
         "<body>",
     ]
     for name, xml_url, html_url in outlines:

@@ -4,6 +4,7 @@ all (pure: the settings and the feed references come in)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from newsletter.config import Settings
@@ -20,6 +21,8 @@ class FeedRef:
     name: str
     description: str
     row_id: int | None
+    # when the feed last changed (its content version's time; EPOCH: never stamped)
+    changed_at: datetime = render.EPOCH
 
 
 def feed_spec(settings: Settings, ref: FeedRef) -> render.FeedSpec:
@@ -55,14 +58,23 @@ def feed_spec(settings: Settings, ref: FeedRef) -> render.FeedSpec:
 
 
 def opml_document(
-    settings: Settings, refs: list[FeedRef], extra: list[tuple[str, str, str]] | None = None
+    settings: Settings,
+    refs: list[FeedRef],
+    extra: list[tuple[str, str, str]] | None = None,
+    created: datetime | None = None,
 ) -> bytes:
     """OPML listing the RSS feed of the site, every tag and every author, then `extra`
-    feeds as (title, feed URL, page URL) in the order given (the digests' feeds)."""
+    feeds as (title, feed URL, page URL) in the order given (the digests' feeds).
+
+    Its dateCreated is `created`, by default the time of the newest change among the listed
+    feeds (their content versions): feeds that did not change give the same bytes (a static
+    export leaves the file alone), and a feed added, renamed or changed gives a newer date."""
     order = {"site": 0, "tag": 1, "author": 2}
     outlines = []
     for ref in sorted(refs, key=lambda r: (order[r.kind], r.name.lower(), r.slug)):
         spec = feed_spec(settings, ref)
         outlines.append((spec.title, spec.url("rss"), spec.html_url))
     outlines.extend(extra or [])
-    return render.opml(f"Feeds of {settings.site.title}", outlines)
+    if created is None:
+        created = max((ref.changed_at for ref in refs), default=render.EPOCH)
+    return render.opml(f"Feeds of {settings.site.title}", outlines, created)

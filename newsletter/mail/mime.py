@@ -45,7 +45,8 @@ class Composer:
 
     def inline(self, html: str) -> str:
         """`html` with its <style> rules moved into style attributes (mail clients drop
-        style sheets)."""
+        style sheets) and those sheets removed; a sheet marked data-css-inline="keep" stays
+        in the head (the layout's @media rules: narrow screens, dark mode)."""
         return self._inliner.inline(html)
 
     def static_headers(self, subject: str) -> list[tuple[str, str]]:

@@ -112,6 +112,15 @@ from newsletter.storage.outbound import (
     unprocessed_signups,
 )
 from newsletter.storage.relays import reserve as reserve_relay
+from newsletter.storage.search import (
+    Position,
+    TextQuery,
+    count_newer,
+    counts_between,
+    published_page,
+    published_span,
+    search_published,
+)
 from newsletter.storage.subscribers import (
     Choices,
     add_subscriber,
@@ -151,8 +160,10 @@ __all__ = [
     "GLOBAL_KEY",
     "Choices",
     "Outcome",
+    "Position",
     "Reader",
     "Recipient",
+    "TextQuery",
     "add_bounce",
     "add_deliveries",
     "add_digest",
@@ -183,7 +194,9 @@ __all__ = [
     "confirmations_since",
     "count_by_digest",
     "count_by_status",
+    "count_newer",
     "counts",
+    "counts_between",
     "delete_article",
     "delete_digest",
     "delete_editor",
@@ -217,6 +230,8 @@ __all__ = [
     "previous_window_end",
     "published_authors_and_tags",
     "published_between",
+    "published_page",
+    "published_span",
     "recent_bounces",
     "recent_published",
     "recipients",
@@ -235,6 +250,7 @@ __all__ = [
     "runs",
     "runs_in",
     "runs_page",
+    "search_published",
     "sent_since",
     "set_article_tags",
     "set_digest_tags",
@@ -274,4 +290,23 @@ __all__ = [
     "views",
     "waiting_by_run_status",
     "window_articles",
+]
+
+# around an article on its page, and the site map (issue 12)
+from newsletter.storage.articles import (
+    PublishedEntry,
+    newest_by_author,
+    newest_by_tag,
+    published_entries,
+    published_neighbours,
+    related_published,
+)
+
+__all__ += [
+    "PublishedEntry",
+    "newest_by_author",
+    "newest_by_tag",
+    "published_entries",
+    "published_neighbours",
+    "related_published",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -223,3 +224,113 @@ def views(session: Session, articles: list[Article]) -> list[ArticleView]:
 def article_view(session: Session, slug: str) -> ArticleView | None:
     article = article_by_slug(session, slug)
     return views(session, [article])[0] if article else None
+
+
+# ------------------------------------------------ around an article, and the site's map
+
+
+def related_published(
+    session: Session, article_id: int, tag_ids: Collection[int], limit: int, now: datetime
+) -> list[ArticleView]:
+    """The newest `limit` published articles (none scheduled after `now`) sharing a tag of
+    `tag_ids`, article `article_id` left out, newest first: one range scan of
+    ix_article_tag_tag_listed per tag rather than a grouping of every tagged article."""
+    found: dict[int, datetime] = {}
+    for tag_id in sorted(tag_ids):
+        rows = session.exec(
+            select(ArticleTag.article_id, ArticleTag.listed_at)
+            .where(
+                ArticleTag.tag_id == tag_id,
+                col(ArticleTag.listed_at).is_not(None),
+                col(ArticleTag.listed_at) <= now,
+                ArticleTag.article_id != article_id,
+            )
+            .order_by(col(ArticleTag.listed_at).desc(), col(ArticleTag.article_id).desc())
+            .limit(limit)
+        )
+        for other, listed_at in rows:
+            if listed_at is not None:
+                found[other] = listed_at
+    chosen = sorted(found, key=lambda i: (found[i], i), reverse=True)[:limit]
+    by_id = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(chosen)))}
+    return views(session, [by_id[i] for i in chosen if i in by_id])
+
+
+def published_neighbours(
+    session: Session, article: Article, now: datetime
+) -> tuple[ArticleView | None, ArticleView | None]:
+    """The published articles just before (older) and just after (newer, not scheduled
+    after `now`) `article` in publication order, (published_at, id); None at either end."""
+    at, article_id = article.published_at, article.id
+    if at is None or article_id is None:
+        return None, None
+    published = select(Article).where(Article.status == ArticleStatus.published)
+    when, key = col(Article.published_at), col(Article.id)
+    older = session.exec(
+        published.where(sa.or_(when < at, sa.and_(when == at, key < article_id)))
+        .order_by(when.desc(), key.desc())
+        .limit(1)
+    ).first()
+    newer = session.exec(
+        published.where(sa.or_(when > at, sa.and_(when == at, key > article_id)), when <= now)
+        .order_by(when, key)
+        .limit(1)
+    ).first()
+    return (
+        views(session, [older])[0] if older else None,
+        views(session, [newer])[0] if newer else None,
+    )
+
+
+@dataclass(frozen=True)
+class PublishedEntry:
+    """A published article as a site map lists it: no body, author or tags."""
+
+    slug: str
+    url: str | None
+    title: str
+    published_at: datetime
+    updated_at: datetime
+
+
+def published_entries(
+    session: Session, now: datetime, limit: int, since: datetime | None = None
+) -> list[PublishedEntry]:
+    """At most `limit` published articles dated by `now` (and from `since`, if given),
+    newest first, read without their bodies."""
+    columns = (Article.slug, Article.url, Article.title, Article.published_at, Article.updated_at)
+    query = sa.select(*(col(c) for c in columns)).where(
+        col(Article.status) == ArticleStatus.published, col(Article.published_at) <= now
+    )
+    if since is not None:
+        query = query.where(col(Article.published_at) >= since)
+    query = query.order_by(col(Article.published_at).desc(), col(Article.id).desc()).limit(limit)
+    return [
+        PublishedEntry(slug, url, title, published_at, updated_at)
+        for slug, url, title, published_at, updated_at in session.execute(query)
+        if published_at is not None
+    ]
+
+
+def newest_by_tag(session: Session, now: datetime) -> dict[str, datetime]:
+    """Tag slug -> the date of its newest published article (tags without one left out)."""
+    newest = sa.func.max(ArticleTag.listed_at)
+    rows = session.exec(
+        select(Tag.slug, newest)
+        .join(Tag, col(Tag.id) == ArticleTag.tag_id)
+        .where(col(ArticleTag.listed_at).is_not(None), col(ArticleTag.listed_at) <= now)
+        .group_by(col(Tag.slug))
+    )
+    return {slug: at for slug, at in rows if at is not None}
+
+
+def newest_by_author(session: Session, now: datetime) -> dict[str, datetime]:
+    """Author slug -> the date of their newest published article (others left out)."""
+    newest = sa.func.max(Article.published_at)
+    rows = session.exec(
+        select(Author.slug, newest)
+        .join(Author, col(Author.id) == Article.author_id)
+        .where(Article.status == ArticleStatus.published, col(Article.published_at) <= now)
+        .group_by(col(Author.slug))
+    )
+    return {slug: at for slug, at in rows if at is not None}

@@ -34,8 +34,10 @@ from newsletter.subscribers.eligibility import Purpose, may_mail
 from newsletter.subscribers.ratelimit import RateLimiter
 from newsletter.subscribers.service import (
     Choice,
+    Offered,
     Preferences,
     Subscribers,
+    Unsubscribed,
     add,
     get_subscriber,
     remove,
@@ -47,6 +49,7 @@ __all__ = [
     "BulkReport",
     "Choice",
     "DigestCount",
+    "Offered",
     "Preferences",
     "Purpose",
     "RateLimiter",
@@ -56,6 +59,7 @@ __all__ = [
     "SubscriberView",
     "Subscribers",
     "SuppressionView",
+    "Unsubscribed",
     "add",
     "add_new",
     "csv_chunks",

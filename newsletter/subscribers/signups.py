@@ -367,6 +367,7 @@ class Signups:
                 ),
                 "site": self.settings.site,
                 "base_url": self.settings.base_url,
+                "postal_address": self.settings.mail.postal_address,
             }
             text, html = render_bodies(self.templates, "confirm", context)
             domain = self.settings.mail.from_address.rpartition("@")[2] or "localhost"

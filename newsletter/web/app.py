@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
@@ -28,6 +29,7 @@ from newsletter.web import (
     admin,
     api,
     digests,
+    error_pages,
     front,
     metrics,
     pages,
@@ -39,6 +41,7 @@ from newsletter.web.admin.common import FormExpired, LoginRequired, login_redire
 from newsletter.web.admin.login import LoginLimits
 from newsletter.web.api import errors as api_errors
 from newsletter.web.feeds import FeedRoutes
+from newsletter.web.head import HeadAsGet
 from newsletter.web.limits import RequestLimits, validation_failed
 from newsletter.web.templating import render
 
@@ -115,7 +118,7 @@ def create_app(
         assert isinstance(exc, NotFoundError)
         if api_errors.is_api(request):
             return api_errors.answer(request, exc)
-        return render(request, "error.html", {"message": str(exc), "status": 404}, status=404)
+        return error_pages.error_page(request, 404, f"Sorry, we found {exc}.")
 
     async def refused(request: Request, exc: Exception) -> Response:
         """A use case refused its input (or found a duplicate, or a rate limit) and no
@@ -142,6 +145,9 @@ def create_app(
         }
         return render(request, "message.html", context, status=400)
 
+    # unknown paths, refused methods and failures: the site's page, JSON under /api/
+    app.add_exception_handler(HTTPException, error_pages.http_error)
+    app.add_exception_handler(Exception, error_pages.server_error)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(TokenError, bad_link)
     app.add_exception_handler(NewsletterError, refused)
@@ -153,6 +159,9 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_failed)
     # body and header caps (413, 431) in front of every route; feeds read no body
     app.add_middleware(RequestLimits)
+    # HEAD wherever GET works: FastAPI's GET routes would answer it 405 (feeds, in front of
+    # all this, answer HEAD themselves)
+    app.add_middleware(HeadAsGet)
     # the OpenAPI schema documents the JSON API; pages, feeds and webhooks stay out of it
     app.include_router(front.router, include_in_schema=False)
     app.include_router(pages.router, include_in_schema=False)
