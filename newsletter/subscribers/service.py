@@ -193,20 +193,8 @@ class Subscribers:
                 raise TokenError("tampered", "This link is not valid any more.")
             if subscriber.confirm_nonce != claims.nonce:
                 raise TokenError("used", "This confirmation link was already used.")
-            suppressed = storage.suppressions_for(session, [subscriber.email]).get(subscriber.email)
-            if not may_mail(
-                Purpose.confirmation,
-                subscriber.status,
-                suppressed.reason if suppressed else None,
-                by_operator=bool(suppressed and suppressed.by_operator),
-            ):
-                raise TokenError("used", "This address cannot be subscribed.")
-            subscriber.status = SubscriberStatus.active
+            _activate(session, subscriber, now, "This address cannot be subscribed.")
             subscriber.confirmed_at = now
-            subscriber.updated_at = now
-            subscriber.confirm_nonce = None
-            if suppressed is not None:  # they unsubscribed once and asked to come back
-                storage.lift_suppression(session, subscriber.email)
             session.commit()
             return self._preferences(session, subscriber)
 
@@ -266,19 +254,7 @@ class Subscribers:
                 or subscriber.status != SubscriberStatus.unsubscribed
             ):
                 raise TokenError("used", "This undo button was already used or replaced.")
-            suppressed = storage.suppressions_for(session, [subscriber.email]).get(subscriber.email)
-            if not may_mail(
-                Purpose.confirmation,
-                subscriber.status,
-                suppressed.reason if suppressed else None,
-                by_operator=bool(suppressed and suppressed.by_operator),
-            ):
-                raise TokenError("used", "This address cannot be subscribed again.")
-            subscriber.status = SubscriberStatus.active
-            subscriber.updated_at = now
-            subscriber.confirm_nonce = None
-            if suppressed is not None:  # the reader's own unsubscribe, lifted by the reader
-                storage.lift_suppression(session, subscriber.email)
+            _activate(session, subscriber, now, "This address cannot be subscribed again.")
             session.commit()
             return self._preferences(session, subscriber)
 
@@ -410,6 +386,26 @@ def reader_name(raw: str) -> str:
     if len(cleaned) > NAME_MOST:
         raise InvalidInputError("name", NAME_TOO_LONG)
     return cleaned
+
+
+def _activate(session: Session, subscriber: Subscriber, now: datetime, refusal: str) -> None:
+    """Make the subscriber active on the reader's own word (a confirmation, an undo), when
+    a confirmation may be mailed to the address (`may_mail`): their own unsubscribe is
+    lifted with it; a bounce, a complaint or an operator's suppression refuses with
+    TokenError("used", refusal). The nonce of the link used is spent."""
+    suppressed = storage.suppressions_for(session, [subscriber.email]).get(subscriber.email)
+    if not may_mail(
+        Purpose.confirmation,
+        subscriber.status,
+        suppressed.reason if suppressed else None,
+        by_operator=bool(suppressed and suppressed.by_operator),
+    ):
+        raise TokenError("used", refusal)
+    subscriber.status = SubscriberStatus.active
+    subscriber.updated_at = now
+    subscriber.confirm_nonce = None
+    if suppressed is not None:  # they unsubscribed once and asked to come back
+        storage.lift_suppression(session, subscriber.email)
 
 
 def add(
