@@ -523,3 +523,73 @@ def test_a_draft_previews_without_being_stored(
     assert "Summit" in new.body and "Tariffs" not in new.body
     with pytest.raises(NotFoundError):
         svc.digests.get("politics-daily")
+
+
+def test_send_now_twice_at_once_makes_one_issue(
+    svc: services.Services, settings: Settings, clock: Clock
+) -> None:
+    """A send-now clicked twice (or an API call retried) while the first is composing:
+    both calls answer with the same run, and every reader is in one ledger once."""
+    for i in range(200):
+        reader(svc.engine, settings, f"r{i}@example.org")
+    post(svc.engine, settings, "tariffs", clock() - timedelta(hours=1), ["trade"])
+    start = threading.Barrier(2)
+    answers: list[int] = []
+    failures: list[BaseException] = []
+
+    def click() -> None:
+        start.wait()
+        try:
+            answers.append(svc.digests.send_now("digest").id)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(set(answers)) == 1
+    assert [r.id for r in svc.digests.runs("digest")] == answers[:1]
+    assert svc.digests.run(answers[0]).counts == {"queued": 200}
+
+
+def test_two_runs_composed_at_once_never_share_a_window(
+    svc: services.Services, settings: Settings, clock: Clock
+) -> None:
+    """Two runs of one digest composed at the same moment (a firing and a send-now): the
+    one fixed second starts where the first ends, so no post goes to anyone twice."""
+    from newsletter.models import DigestRun, RunKind
+
+    for i in range(100):
+        reader(svc.engine, settings, f"r{i}@example.org")
+    post(svc.engine, settings, "tariffs", clock() - timedelta(hours=1), ["trade"])
+    run_ids = []
+    with Session(svc.engine) as session:
+        digest = storage.digest_by_slug(session, "digest")
+        assert digest is not None and digest.id is not None
+        for offset in (0, 1):
+            when = clock() + timedelta(microseconds=offset)
+            run, _ = storage.add_run(
+                session,
+                DigestRun(
+                    digest_id=digest.id, scheduled_for=when, kind=RunKind.manual, created_at=when
+                ),
+            )
+            assert run.id is not None
+            run_ids.append(run.id)
+    start = threading.Barrier(2)
+
+    def composer(run_id: int) -> None:
+        start.wait()
+        svc.digests.compose(run_id)
+
+    threads = [threading.Thread(target=composer, args=(r,)) for r in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    views = [svc.digests.run(r) for r in run_ids]
+    assert sorted(v.posts for v in views) == [0, 1]
+    assert sum(v.counts.get("queued", 0) for v in views) == 100

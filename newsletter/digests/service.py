@@ -418,15 +418,23 @@ class Digests:
     # ------------------------------------------------------------------ making and sending runs
 
     def send_now(self, slug: str) -> RunView:
-        """A run now, outside the schedule; its window ends now."""
-        now = self.clock()
+        """A run now, outside the schedule; its window ends now. While a run of the digest
+        is composing or sending, that run is the answer: a send-now clicked twice, or an
+        API call retried after a timeout, sends one issue, not two."""
         with Session(self.engine) as session:
-            digest = self._digest(session, slug)
-            assert digest.id is not None
+            digest_id = self._digest(session, slug).id
+            assert digest_id is not None
+        with Session(self.engine) as session:
+            storage.lock_digest(session, digest_id)  # one send-now of a digest at a time
+            under_way = storage.runs(session, digest_id, ACTIVE_RUNS, limit=1)
+            if under_way and under_way[0].id is not None:
+                session.rollback()
+                return self.run(under_way[0].id)
+            now = self.clock()
             run, _ = storage.add_run(
                 session,
                 DigestRun(
-                    digest_id=digest.id, scheduled_for=now, kind=RunKind.manual, created_at=now
+                    digest_id=digest_id, scheduled_for=now, kind=RunKind.manual, created_at=now
                 ),
             )
             assert run.id is not None
@@ -495,6 +503,13 @@ class Digests:
             assert digest is not None and digest.id is not None
             if run.window_end is None:
                 end = run.scheduled_for
+                # The windows of one digest are fixed one at a time, under the digest's
+                # row lock taken first in a fresh transaction: two runs composed at once
+                # (a send-now and a firing, two send-nows) would otherwise both start
+                # where the last composed window ended, and mail the same posts twice.
+                digest_id = digest.id  # read before the rollback expires the object
+                session.rollback()
+                storage.lock_digest(session, digest_id)
                 start = min(self._window_start(session, digest, run_id, end), end)
                 posts = self._window_posts(session, digest, start, end)
                 issue = Issue(

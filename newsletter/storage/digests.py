@@ -168,6 +168,14 @@ def set_run_status(
     return bool(getattr(result, "rowcount", 0))
 
 
+def lock_digest(session: Session, digest_id: int) -> None:
+    """Hold the digest's row until the transaction ends: a write that changes nothing,
+    which takes the row lock on PostgreSQL and the database's write lock on SQLite. It
+    must be the transaction's first statement (on SQLite a read before it would leave a
+    snapshot another writer can outdate)."""
+    session.execute(sa.update(Digest).where(col(Digest.id) == digest_id).values(id=col(Digest.id)))
+
+
 def fix_run_window(
     session: Session, run_id: int, start: datetime, end: datetime, subject: str
 ) -> bool:
