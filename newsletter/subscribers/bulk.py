@@ -99,7 +99,7 @@ class _Parser:
         return Row(
             line=line,
             email=email,
-            name=clean_name(record.get("name") or ""),
+            name=clean_name(from_spreadsheet(record.get("name") or "")),
             status=status,
             digests=tuple(self.digests[d] for d in digests),
             tags=frozenset(tags) if (record.get("tags") or "").strip() else None,
@@ -219,6 +219,22 @@ def _update(
     return True
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets:
+# a name a reader typed at sign-up must not become one in an editor's spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a CSV cell that no spreadsheet runs: an apostrophe before a formula start
+    (spreadsheets show the text without it; `from_spreadsheet` takes it off on import)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def from_spreadsheet(text: str) -> str:
+    """The text `spreadsheet_safe` wrote, as it was."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
 def export_rows(engine: sa.Engine, status: str | None = None) -> Iterator[tuple[str, ...]]:
     """Every subscriber (or those with `status`) as the columns import reads, by id."""
     with Session(engine) as session:
@@ -234,7 +250,7 @@ def export_row(
     tags = sorted({t for v in subscriptions.values() for t in v})
     return (
         subscriber.email,
-        subscriber.name,
+        spreadsheet_safe(subscriber.name),
         subscriber.status,
         ";".join(sorted(slugs[d] for d in subscriptions if d in slugs)),
         ";".join(tags),

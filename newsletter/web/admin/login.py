@@ -67,6 +67,6 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    response = redirect("/admin/login", "You are logged out.")
+    response = redirect("/admin/login?out=1")
     session.end(response, request)
     return response
