@@ -23,6 +23,12 @@ from newsletter.web import create_app
 from tests.digest_helpers import T0, Clock, daily_digest, wired
 
 PG_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "")
+# for tests of markup and layout in a browser, and of the API's schema on its own SQLite
+# database: what they check does not depend on the database, so the PostgreSQL pass of
+# scripts/test skips them rather than run them twice
+sqlite_pass_only = pytest.mark.skipif(
+    bool(PG_URL), reason="markup, layout or schema: checked in the SQLite pass"
+)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from newsletter.cli import main
 from tests.admin_helpers import PASSWORD
 from tests.browser_helpers import run_cli, serious_violations
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving, write_jsonl
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -59,6 +60,7 @@ def _seed(tmp_path: Path, env: Mapping[str, str]) -> Path:
     return config
 
 
+@sqlite_pass_only
 def test_admin_pages_pass_axe_and_fit_a_phone(tmp_path: Path, database_url: str) -> None:
     _browser_or_skip()
     from axe_playwright_python.sync_playwright import Axe

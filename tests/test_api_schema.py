@@ -24,6 +24,7 @@ from newsletter.config import Settings
 from newsletter.models import Scope
 from newsletter.storage import database
 from newsletter.web import create_app
+from tests.conftest import sqlite_pass_only
 from tests.helpers import import_path, write_jsonl
 
 EXAMPLES = 25  # per operation: enough to reach odd inputs, short enough for CI
@@ -66,6 +67,7 @@ def _cleanup() -> Iterator[None]:
     shutil.rmtree(ROOT, ignore_errors=True)
 
 
+@sqlite_pass_only
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter.config import Settings
+from tests.conftest import sqlite_pass_only
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 from tests.test_email_layout import (
     confirmation_message,
@@ -89,6 +90,7 @@ def _check(page: Page, html: str, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}-390-dark.png"), full_page=True)
 
 
+@sqlite_pass_only
 def test_confirmation_and_digest_fit_phones_and_desktops(
     engine: sa.Engine, settings: Settings
 ) -> None:

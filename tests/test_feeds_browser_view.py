@@ -16,6 +16,7 @@ from lxml import etree
 
 from newsletter.cli import main
 from tests.browser_helpers import serious_violations
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -51,6 +52,7 @@ def _title_and_items(body: bytes) -> tuple[str, list[tuple[str, str]]]:
     return root.findtext(f"{ATOM}title") or "", entries
 
 
+@sqlite_pass_only
 def test_feeds_read_as_pages_in_a_browser(tmp_path: Path, database_url: str) -> None:
     _browser_or_skip()
     from axe_playwright_python.sync_playwright import Axe

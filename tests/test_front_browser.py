@@ -17,6 +17,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from newsletter.cli import main
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving, write_jsonl
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -110,6 +111,7 @@ def _problems(page: Any, axe: Any) -> list[str]:
     return found
 
 
+@sqlite_pass_only
 def test_front_archive_and_search_in_a_browser(tmp_path: Path, database_url: str) -> None:
     _browser_or_skip()
     from axe_playwright_python.sync_playwright import Axe

@@ -16,6 +16,7 @@ from newsletter.cli import main
 from newsletter.storage import database
 from newsletter.subscribers import links
 from tests.browser_helpers import serious_violations
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -44,6 +45,7 @@ def _problems(page: Any, axe: Any) -> list[str]:
     return found
 
 
+@sqlite_pass_only
 def test_readers_pages_fit_a_phone_and_pass_axe(tmp_path: Path, database_url: str) -> None:
     _browser_or_skip()
     from axe_playwright_python.sync_playwright import Axe

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from tests.browser_helpers import serious_violations
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -25,6 +26,7 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
   .map(e => `${e.tagName} "${e.textContent.trim().slice(0, 30)}"`)"""
 
 
+@sqlite_pass_only
 def test_not_found_and_feeds_pages_fit_a_phone_and_pass_axe(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from tests.browser_helpers import serious_violations
+from tests.conftest import sqlite_pass_only
 from tests.helpers import free_port, serving, write_jsonl
 from tests.test_browser import ARGS, CHROMIUM, _browser_or_skip
 
@@ -110,6 +111,7 @@ def _seed(tmp_path: Path, env: Mapping[str, str], base: str) -> Path:
     return config
 
 
+@sqlite_pass_only
 def test_article_tag_and_topics_pages_fit_phones_and_pass_axe(
     tmp_path: Path, database_url: str
 ) -> None:
