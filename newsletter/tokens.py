@@ -8,13 +8,13 @@ the subscriber row holds until it is used.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from newsletter import b64
 from newsletter.errors import TokenError
 
 __all__ = ["Claims", "TokenError", "sign", "verify"]
@@ -28,21 +28,15 @@ class Claims:
     expires: int | None  # unix seconds
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+    return b64.encode(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
 
 
 def sign(secret: bytes, purpose: str, subject: int, nonce: str, expires: datetime | None) -> str:
     stamp = int(expires.timestamp()) if expires else None
-    payload = _b64(json.dumps([purpose, subject, nonce, stamp], separators=(",", ":")).encode())
+    payload = b64.encode(
+        json.dumps([purpose, subject, nonce, stamp], separators=(",", ":")).encode()
+    )
     return f"{payload}.{_mac(secret, payload)}"
 
 
@@ -54,7 +48,7 @@ def verify(secret: bytes, token: str, purpose: str, now: datetime) -> Claims:
     if not payload or not hmac.compare_digest(mac.encode(), _mac(secret, payload).encode()):
         raise TokenError("tampered", "This link is not valid: it was changed or cut short.")
     try:
-        kind, subject, nonce, expires = json.loads(_unb64(payload))
+        kind, subject, nonce, expires = json.loads(b64.decode(payload))
     except (ValueError, TypeError):
         raise TokenError("tampered", "This link is not valid.") from None
     if not (

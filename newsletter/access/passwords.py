@@ -5,23 +5,16 @@ later without breaking stored passwords: `verify` reads the parameters from the 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
+
+from newsletter import b64
 
 # 2**15 with r=8 costs 32 MiB and ~50 ms a check here: slow for guessing, fine for a login
 N, R, P = 2**15, 8, 1
 KEY_BYTES = 32
 MIN_LENGTH = 10
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -39,7 +32,7 @@ def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     key = _derive(password, salt, N, R, P)
-    return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(key)}"
+    return f"scrypt${N}${R}${P}${b64.encode(salt)}${b64.encode(key)}"
 
 
 def verify(password: str, stored: str) -> bool:
@@ -48,10 +41,10 @@ def verify(password: str, stored: str) -> bool:
         kind, n, r, p, salt, key = stored.split("$")
         if kind != "scrypt":
             return False
-        derived = _derive(password, _unb64(salt), int(n), int(r), int(p))
+        derived = _derive(password, b64.decode(salt), int(n), int(r), int(p))
     except (ValueError, MemoryError):
         return False
-    return hmac.compare_digest(derived, _unb64(key))
+    return hmac.compare_digest(derived, b64.decode(key))
 
 
 def weakness(password: str) -> str | None:

@@ -4,9 +4,7 @@ authors. Imports and the CLI go through service.py; both write articles with its
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -15,7 +13,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from newsletter import storage
+from newsletter import cursors, storage
 from newsletter.articles.service import TagCount, _fill, _free_slug, _save_author, _save_tag
 from newsletter.articles.validate import (
     FIELDS,
@@ -36,6 +34,8 @@ MAX_CURSOR = 600  # characters; every cursor given out is far shorter
 WHERE = "request body"  # what a RecordError from the editors' tools says of its origin
 NOT_EMPTY = "may not be empty; leave it out to keep the current value"
 T = TypeVar("T")
+Named = TypeVar("Named", Tag, Author)  # what a page by name lists
+Counted = TypeVar("Counted")
 
 
 class ArticleState(StrEnum):
@@ -73,8 +73,7 @@ class AuthorCount:
 
 def _cursor(text: str, ident: int) -> str:
     """An opaque cursor for the position after (text, ident) of a list's order."""
-    raw = json.dumps([text, ident], ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(text, ident)
 
 
 def _read_cursor(cursor: str) -> tuple[str, int]:
@@ -83,14 +82,9 @@ def _read_cursor(cursor: str) -> tuple[str, int]:
     bad = InvalidInputError(
         "cursor", "is not a cursor this list gave out; leave it out to start at the first page"
     )
-    if len(cursor) > MAX_CURSOR or not cursor.isascii():
-        raise bad
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:  # bad base64 (binascii.Error), bytes that are not UTF-8 or JSON
-        raise bad from None
+    key = cursors.decode(cursor, MAX_CURSOR)
     if (
-        not isinstance(key, list)
+        key is None
         or len(key) != 2
         or not isinstance(key[0], str)
         or not storage.storable(key[0])
@@ -375,6 +369,24 @@ def _slug_field(raw: Mapping[str, Any], derived_from: str) -> str:
     return value
 
 
+def _by_name(
+    engine: sa.Engine,
+    rows_after: Callable[[Session, tuple[str, int] | None, int], Sequence[Named]],
+    counted: Callable[[Session, Sequence[Named], datetime], list[Counted]],
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+) -> Page[Counted]:
+    """One page of tags or authors in (name, id) order, each with its number of articles."""
+    _check_limit(limit)
+    after = _read_cursor(cursor) if cursor else None
+    with Session(engine) as session:
+        rows = rows_after(session, after, limit + 1)
+        items = counted(session, rows[:limit], now)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(items, _cursor(last.name, last.id) if last and last.id else None)
+
+
 def _tag_counts(session: Session, tags: Sequence[Tag], now: datetime) -> list[TagCount]:
     counts = storage.tag_counts(session, now, [t.id for t in tags if t.id is not None])
     return [TagCount(t.slug, t.name, t.description, counts.get(t.id or 0, 0)) for t in tags]
@@ -384,13 +396,7 @@ def list_tags(
     engine: sa.Engine, now: datetime, limit: int = 20, cursor: str | None = None
 ) -> Page[TagCount]:
     """Tags by name with their number of published articles, a page at a time."""
-    _check_limit(limit)
-    after = _read_cursor(cursor) if cursor else None
-    with Session(engine) as session:
-        rows = storage.tags_page(session, after, limit + 1)
-        items = _tag_counts(session, rows[:limit], now)
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(items, _cursor(last.name, last.id) if last and last.id else None)
+    return _by_name(engine, storage.tags_page, _tag_counts, now, limit, cursor)
 
 
 def get_tag(engine: sa.Engine, slug: str, now: datetime) -> TagCount:
@@ -480,13 +486,7 @@ def list_authors(
     engine: sa.Engine, now: datetime, limit: int = 20, cursor: str | None = None
 ) -> Page[AuthorCount]:
     """Authors by name with their number of published articles, a page at a time."""
-    _check_limit(limit)
-    after = _read_cursor(cursor) if cursor else None
-    with Session(engine) as session:
-        rows = storage.authors_page(session, after, limit + 1)
-        items = _author_counts(session, rows[:limit], now)
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(items, _cursor(last.name, last.id) if last and last.id else None)
+    return _by_name(engine, storage.authors_page, _author_counts, now, limit, cursor)
 
 
 def get_author(engine: sa.Engine, slug: str, now: datetime) -> AuthorCount:

@@ -10,7 +10,6 @@ PostgreSQL, and cursors that stay valid as the index changes.
 
 from __future__ import annotations
 
-import base64
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from newsletter import storage
+from newsletter import cursors, storage
 from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.models import Article, ArticleView
 from newsletter.storage import Position, TextQuery
@@ -30,7 +29,6 @@ PAGE_SIZE = 15  # stories a page (the front page: the lead and the latest after 
 MAX_QUERY = 200  # characters of a search
 MAX_WORDS = 16  # words of a search
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR = re.compile(r"(-?\d{1,18}):(\d{1,18})")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both full-text indexes call words
 
 
@@ -103,27 +101,26 @@ def cursor_of(article: Article) -> str:
     """The opaque cursor naming `article`'s position."""
     assert article.published_at is not None and article.id is not None
     micros = (article.published_at - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{micros}:{article.id}".encode()).decode().rstrip("=")
+    return cursors.encode(micros, article.id)
 
 
 def read_cursor(cursor: str) -> Position:
     """The position a cursor names; NotFoundError("page", cursor) for anything this site
     did not give out (the link is broken: there is no such page)."""
     missing = NotFoundError("page", cursor[:40])
-    if len(cursor) > 60 or not cursor.isascii():
+    key = cursors.decode(cursor, 60)
+    if (
+        key is None
+        or len(key) != 2
+        or not all(type(part) is int for part in key)
+        or not 0 < key[1] < 2**31  # article.id is a 32-bit integer
+    ):
         raise missing
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except ValueError:  # bad base64 (binascii.Error) or bytes that are not UTF-8
-        raise missing from None
-    found = _CURSOR.fullmatch(raw)
-    if found is None or not 0 < int(found[2]) < 2**31:  # article.id is a 32-bit integer
-        raise missing
-    try:
-        at = _EPOCH + timedelta(microseconds=int(found[1]))
+        at = _EPOCH + timedelta(microseconds=key[0])
     except OverflowError:
         raise missing from None
-    return at, int(found[2])
+    return at, key[1]
 
 
 def _optional(cursor: str | None) -> Position | None:

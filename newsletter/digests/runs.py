@@ -7,7 +7,6 @@ Database work is synchronous (call it in a thread from async code).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from newsletter import storage
+from newsletter import cursors, storage
 from newsletter.errors import InvalidInputError, NotFoundError
 from newsletter.models import ACTIVE_RUNS, Delivery, Digest, DigestRun, RunStatus
 
@@ -63,22 +62,21 @@ class RunPage:
 
 def encode_run_cursor(run: RunView) -> str:
     """Where the next page of runs (newest first) starts: after this run."""
-    text = f"before:{run.scheduled_for.isoformat()}|{run.id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return cursors.encode(run.scheduled_for.isoformat(), run.id)
 
 
 def decode_run_cursor(cursor: str) -> tuple[datetime, int]:
     """(scheduled time, id) a cursor continues before; InvalidInputError("cursor") for
     anything this list did not hand out."""
+    key = cursors.decode(cursor)
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, rest = text.partition(":")
-        moment, _, number = rest.partition("|")
-        when = datetime.fromisoformat(moment)
-        if prefix != "before" or when.tzinfo is None or not number.isdigit() or len(number) > 18:
-            raise ValueError(text)
-        return when, int(number)
-    except (ValueError, UnicodeError):
+        if key is None or len(key) != 2 or type(key[1]) is not int or not 0 < key[1] < 2**63:
+            raise ValueError(cursor)
+        when = datetime.fromisoformat(key[0])
+        if when.tzinfo is None:
+            raise ValueError(cursor)
+        return when, key[1]
+    except (TypeError, ValueError):
         raise InvalidInputError("cursor", "not a cursor this list handed out", cursor) from None
 
 

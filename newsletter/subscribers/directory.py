@@ -7,7 +7,6 @@ Database work is synchronous (run it in a thread from async code).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -15,7 +14,7 @@ from datetime import datetime, tzinfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from newsletter import storage
+from newsletter import cursors, storage
 from newsletter.errors import DuplicateError, InvalidInputError, NotFoundError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.subscribers.addresses import normalize_email
@@ -89,20 +88,16 @@ class SuppressionView:
 
 
 def encode_cursor(after: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{after}".encode()).decode().rstrip("=")
+    return cursors.encode(after)
 
 
 def decode_cursor(cursor: str) -> int:
     """The id a cursor continues after; InvalidInputError("cursor") for anything this
     list did not hand out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "after" or not number.isdigit() or len(number) > 18:
-            raise ValueError(text)
-        return int(number)
-    except (ValueError, UnicodeError):
-        raise InvalidInputError("cursor", "not a cursor this list handed out", cursor) from None
+    key = cursors.decode(cursor)
+    if key is None or len(key) != 1 or type(key[0]) is not int or not 0 <= key[0] < 2**63:
+        raise InvalidInputError("cursor", "not a cursor this list handed out", cursor)
+    return key[0]
 
 
 def list_subscribers(

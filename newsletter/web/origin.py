@@ -98,6 +98,9 @@ class HostCheck:
         parts = urlsplit(base_url)
         self.expected = _origin(parts.scheme, parts.netloc)
         self.warned = False
+        # (scheme, header) pairs already found to match: this sits in front of every
+        # request, feeds included, so a matching address is parsed once, not each time
+        self._matching: set[tuple[str, bytes]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.warned and scope["type"] == "http" and scope["path"] not in UNCHECKED_PATHS:
@@ -111,11 +114,16 @@ class HostCheck:
                 host = value
             elif name == b"x-forwarded-host":
                 forwarded = value
-        arrived = (forwarded or host or b"").decode("latin-1").split(",")[0].strip()
+        raw = forwarded or host or b""
+        scheme = scope.get("scheme", "http")
+        if (scheme, raw) in self._matching:
+            return
+        arrived = raw.decode("latin-1").split(",")[0].strip()
         if not arrived:
             return  # an HTTP/1.0 request without Host says nothing about the address
-        scheme = scope.get("scheme", "http")
         if _origin(scheme, arrived) == self.expected:
+            if len(self._matching) < 64:  # bounded: headers are the clients' to choose
+                self._matching.add((scheme, raw))
             return
         self.warned = True
         # the header is the client's to choose: shown bounded and without control characters

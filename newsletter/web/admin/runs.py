@@ -3,6 +3,7 @@ The run page's script polls progress.json; without it the page reloads itself.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -61,10 +62,9 @@ async def run_list(request: Request) -> Response:
 async def _run_page(
     request: Request, run_id: int, error: str = "", status: int = 200, template: str = ""
 ) -> Response:
-    digests = services(request).digests
-    view = await run_in_threadpool(digests.run, run_id)
-    progress = await run_in_threadpool(digests.progress, run_id)
-    context = {"run": view, "progress": progress_json(progress), "error": error}
+    # the run with its pace: one read serves the page and the numbers its script follows
+    progress = await run_in_threadpool(services(request).digests.progress, run_id)
+    context = {"run": progress, "progress": progress_json(progress), "error": error}
     return page(request, template or "admin/run.html", context, status)
 
 
@@ -79,24 +79,29 @@ async def run_progress(request: Request, run_id: int) -> Response:
     return JSONResponse(progress_json(progress), headers={"Cache-Control": "no-store"})
 
 
-@router.post("/runs/{run_id}/pause")
-async def pause_run(request: Request, run_id: int) -> Response:
+async def _steer(
+    request: Request, run_id: int, action: Callable[[int], object], refused: str, done: str
+) -> Response:
+    """A pause, resume or cancel from a run's form: back to the run with `done`, or the run
+    page again with `refused` and the reason when its state does not allow it."""
     await checked_form(request)
     try:
-        await run_in_threadpool(services(request).digests.pause_run, run_id)
+        await run_in_threadpool(action, run_id)
     except InvalidInputError as exc:
-        return await _run_page(request, run_id, f"Not paused: {exc.reason}.", 409)
-    return redirect(f"/admin/runs/{run_id}", f"Run {run_id} is paused.")
+        return await _run_page(request, run_id, f"{refused}: {exc.reason}.", 409)
+    return redirect(f"/admin/runs/{run_id}", done)
+
+
+@router.post("/runs/{run_id}/pause")
+async def pause_run(request: Request, run_id: int) -> Response:
+    pause = services(request).digests.pause_run
+    return await _steer(request, run_id, pause, "Not paused", f"Run {run_id} is paused.")
 
 
 @router.post("/runs/{run_id}/resume")
 async def resume_run(request: Request, run_id: int) -> Response:
-    await checked_form(request)
-    try:
-        await run_in_threadpool(services(request).digests.resume_run, run_id)
-    except InvalidInputError as exc:
-        return await _run_page(request, run_id, f"Not resumed: {exc.reason}.", 409)
-    return redirect(f"/admin/runs/{run_id}", f"Run {run_id} goes on where it stopped.")
+    done = f"Run {run_id} goes on where it stopped."
+    return await _steer(request, run_id, services(request).digests.resume_run, "Not resumed", done)
 
 
 @router.get("/runs/{run_id}/cancel")
@@ -106,9 +111,7 @@ async def confirm_cancel(request: Request, run_id: int) -> Response:
 
 @router.post("/runs/{run_id}/cancel")
 async def cancel_run(request: Request, run_id: int) -> Response:
-    await checked_form(request)
-    try:
-        await run_in_threadpool(services(request).digests.cancel_run, run_id)
-    except InvalidInputError as exc:
-        return await _run_page(request, run_id, f"Not cancelled: {exc.reason}.", 409)
-    return redirect(f"/admin/runs/{run_id}", f"Run {run_id} is cancelled: nobody else gets it.")
+    done = f"Run {run_id} is cancelled: nobody else gets it."
+    return await _steer(
+        request, run_id, services(request).digests.cancel_run, "Not cancelled", done
+    )

@@ -3,7 +3,6 @@ the site secret under a purpose of its own, so no other signed value can pass fo
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -12,25 +11,21 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from newsletter import b64
+
 COOKIE = "newsletter_admin"
 LIFETIME = 12 * 3600  # a working day; then the editor logs in again
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, b"admin-session:" + payload.encode(), hashlib.sha256).digest())
+    return b64.encode(
+        hmac.new(secret, b"admin-session:" + payload.encode(), hashlib.sha256).digest()
+    )
 
 
 def encode(secret: bytes, name: str, now: float | None = None) -> str:
     expires = int((time.time() if now is None else now) + LIFETIME)
-    payload = _b64(json.dumps({"n": name, "e": expires}, separators=(",", ":")).encode())
+    payload = b64.encode(json.dumps({"n": name, "e": expires}, separators=(",", ":")).encode())
     return f"{payload}.{_mac(secret, payload)}"
 
 
@@ -42,7 +37,7 @@ def decode(secret: bytes, value: str, now: float | None = None) -> str | None:
     if not hmac.compare_digest(_mac(secret, payload).encode(), mac.encode()):
         return None
     try:
-        data = json.loads(_unb64(payload))
+        data = json.loads(b64.decode(payload))
         name, expires = str(data["n"]), int(data["e"])
     except (ValueError, KeyError, TypeError):
         return None
